@@ -1,0 +1,37 @@
+# Two commands do everything on a fresh machine: `make demo` and `make test`.
+# Both create .venv if absent and install the package; torch and torchvision are installed
+# first with exact pins, so nothing resolves a newer torch.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+TORCH_PINS := torch==2.14.1 torchvision==0.29.1
+
+.PHONY: setup demo test lint bench-speed clean
+
+$(STAMP): pyproject.toml Makefile
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet $(TORCH_PINS)
+	$(BIN)/python -m pip install --quiet -e ".[dev]"
+	$(BIN)/python -m pip check
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+# The main job on the embedded default: naive SimCLR finetuning over five digit periods.
+demo: $(STAMP)
+	$(BIN)/clssl bench --stream digits-periods --strategy naive --epochs 20 --batch-size 128 --out runs
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+lint: $(STAMP)
+	$(BIN)/ruff check cl_ssl strategies benchmarks tests examples
+
+# Throughput table (images/s) of backbones x augmentation paths on this machine.
+bench-speed: $(STAMP)
+	$(BIN)/python examples/speed_table.py
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,3 @@
+from cl_ssl.cli import main
+
+main()

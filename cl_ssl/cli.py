@@ -1,0 +1,152 @@
+"""``clssl``: the command line. Thin by design: flags -> dataclasses -> library calls."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+import cl_ssl  # noqa: F401  (silences third-party warnings before they are imported)
+from cl_ssl.config import BenchConfig, TrainConfig
+from cl_ssl.options import describe
+from cl_ssl.registry import UnknownNameError, backbones, datasets, methods, strategies, streams
+from cl_ssl.strategy import NoOptions, parse_option_flags
+from cl_ssl.streams import StreamOptions
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+    help="Continual self-supervised learning: compare strategies on experience streams.",
+)
+
+USER_ERRORS = (UnknownNameError, ValueError, FileNotFoundError, FloatingPointError)
+
+
+def fail(error: BaseException) -> None:
+    """Print one line naming the problem and exit with status 2."""
+    typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(2)
+
+
+def parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
+    """``["k=v", ...]`` -> dict, for ``--stream-opt``."""
+    parsed = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"bad {flag} '{pair}': write KEY=VALUE")
+        parsed[key] = value
+    return parsed
+
+
+@app.command()
+def bench(
+    stream: Annotated[str, typer.Option(help="Stream name (see `clssl list`).")],
+    strategy: Annotated[
+        str, typer.Option(help="Strategies: A[,B...]; A+B composes plugins in one run.")
+    ] = "naive",
+    epochs: Annotated[int, typer.Option(help="Epochs per experience.")] = 1,
+    batch_size: Annotated[int, typer.Option(help="Training images per step.")] = 256,
+    eval_batch_size: Annotated[int, typer.Option(help="Images per evaluation step.")] = 256,
+    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
+    optimizer: Annotated[str, typer.Option(help="adam or sgd.")] = "adam",
+    backbone: Annotated[str, typer.Option(help="Backbone name.")] = "small_resnet",
+    method: Annotated[str, typer.Option(help="SSL method name.")] = "simclr",
+    augment: Annotated[str, typer.Option(help="batched (Kornia) or lightly.")] = "batched",
+    seed: Annotated[int, typer.Option(help="Seed shared by every strategy.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    data_root: Annotated[Path | None, typer.Option(help="Dataset root on disk.")] = None,
+    image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
+    max_images: Annotated[
+        int | None, typer.Option(help="Cap on training images per experience.")
+    ] = None,
+    opt: Annotated[
+        list[str] | None, typer.Option(help="Strategy option STRATEGY.KEY=VALUE (repeatable).")
+    ] = None,
+    stream_opt: Annotated[
+        list[str] | None, typer.Option(help="Stream option KEY=VALUE (repeatable).")
+    ] = None,
+    out: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
+    run: Annotated[str | None, typer.Option(help="Run directory name.")] = None,
+    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+) -> None:
+    """Train each strategy on the same stream and seed; print the SSL-loss matrices."""
+    from cl_ssl.bench import run_bench
+
+    try:
+        config = BenchConfig(
+            stream=stream,
+            strategies=strategy,
+            train=TrainConfig(
+                epochs=epochs,
+                batch_size=batch_size,
+                eval_batch_size=eval_batch_size,
+                lr=lr,
+                optimizer=optimizer,
+                backbone=backbone,
+                method=method,
+                augment=augment,
+                device=device,
+                seed=seed,
+            ),
+            stream_options=StreamOptions(
+                data_root=data_root,
+                seed=seed,
+                image_size=image_size,
+                max_images=max_images,
+                extra=parse_pairs(stream_opt or [], "--stream-opt"),
+            ),
+            strategy_options=parse_option_flags(opt or []),
+            out=out,
+            run_name=run,
+            progress=progress,
+        )
+        backbones.get(backbone)
+        methods.get(method)
+        result = run_bench(config)
+    except USER_ERRORS as error:
+        fail(error)
+    for strategy_result in result.strategies:
+        typer.echo(
+            f"\nSSL loss R[i][j] ({strategy_result.name}): after training experience i, "
+            "on experience j's test set"
+        )
+        typer.echo(strategy_result.loss_matrix.to_string(float_format="{:.4f}".format))
+    typer.echo("\n" + result.summary().to_string(index=False))
+    typer.echo(f"\nresults: {result.directory}  (tensorboard --logdir {result.directory})")
+
+
+@app.command("list")
+def list_entries(
+    strategies_only: Annotated[
+        bool, typer.Option("--strategies", help="Only strategies, with their options.")
+    ] = False,
+) -> None:
+    """Print the registered streams, strategies (with options), backbones and methods."""
+    typer.echo("strategies:")
+    for name, cls in strategies.items():
+        typer.echo(f"  {name}: {_first_line(cls.__doc__)}")
+        for key, type_name, default in describe(getattr(cls, "Options", NoOptions)):
+            typer.echo(f"      --opt {name}.{key}=  ({type_name}, default {default})")
+    if strategies_only:
+        return
+    for title, registry in (
+        ("streams", streams),
+        ("backbones", backbones),
+        ("methods", methods),
+        ("datasets", datasets),
+    ):
+        typer.echo(f"{title}:")
+        for name, obj in registry.items():
+            typer.echo(f"  {name}: {_first_line(obj.__doc__)}")
+
+
+def _first_line(doc: str | None) -> str:
+    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+
+
+def main() -> None:
+    """Entry point for ``python -m cl_ssl``."""
+    app()

@@ -1,0 +1,75 @@
+"""The run's settings: one frozen dataclass per concept; CLI flags map onto the fields."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from cl_ssl.augment import AugmentKind
+from cl_ssl.streams import StreamOptions
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How every strategy of a bench trains (identical across strategies by design).
+
+    Attributes:
+        epochs: Epochs per experience.
+        batch_size: Training images per step (two views each).
+        eval_batch_size: Images per evaluation step; NT-Xent depends on it.
+        lr: Learning rate.
+        optimizer: ``adam`` (default: robust for short CPU runs) or ``sgd`` (momentum 0.9).
+        weight_decay: L2 penalty of the optimizer.
+        backbone: Backbone registry name.
+        method: SSL method registry name.
+        augment: ``batched`` (Kornia, on device) or ``lightly`` (per image, reference).
+        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
+        seed: Seed of model init, data order and augmentation; same for every strategy.
+    """
+
+    epochs: int = 1
+    batch_size: int = 256
+    eval_batch_size: int = 256
+    lr: float = 1e-3
+    optimizer: Literal["adam", "sgd"] = "adam"
+    weight_decay: float = 1e-6
+    backbone: str = "small_resnet"
+    method: str = "simclr"
+    augment: AugmentKind = "batched"
+    device: str = "auto"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.lr <= 0:
+            raise ValueError(f"--lr must be positive, got {self.lr}")
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"unknown optimizer '{self.optimizer}'; choose from: adam, sgd")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    """One comparison: strategies run one after another on one stream with one seed.
+
+    Attributes:
+        stream: Stream registry name.
+        strategies: Strategy spec, e.g. ``"naive,lwf-ssl+replay"``.
+        train: Training settings shared by every strategy.
+        stream_options: How the stream is built.
+        strategy_options: Per-strategy options, ``{"lwf-ssl": {"lambda": "1"}}``.
+        out: Parent folder of run directories.
+        run_name: Name of this run's directory (default: stream and time).
+        progress: Show progress bars.
+    """
+
+    stream: str
+    strategies: str
+    train: TrainConfig = field(default_factory=TrainConfig)
+    stream_options: StreamOptions = field(default_factory=StreamOptions)
+    strategy_options: dict[str, dict[str, str]] = field(default_factory=dict)
+    out: Path = Path("runs")
+    run_name: str | None = None
+    progress: bool = True

@@ -1,0 +1,23 @@
+"""The dataset registry's contract: a loader returns a train set and, if any, a test set."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from cl_ssl.data.images import ImageTensorDataset
+
+
+@dataclass
+class LoadedDataset:
+    """A dataset's splits; ``test`` is None when the source has no test split."""
+
+    train: ImageTensorDataset
+    test: ImageTensorDataset | None = None
+
+
+class DatasetLoader(Protocol):
+    """Registered with ``@register_dataset(name)``; ``root`` is None for built-in data."""
+
+    def __call__(self, root: Path | None) -> LoadedDataset: ...

@@ -1,0 +1,64 @@
+"""SimCLR (Chen et al., ICML 2020, https://arxiv.org/abs/2002.05709) from Lightly parts.
+
+Loss: NT-Xent over the 2B projections of a batch of B images, two views each. For the
+positive pair (i, j) with cosine similarity s and temperature t,
+
+    l(i, j) = -log( exp(s_ij / t) / sum_{k != i} exp(s_ik / t) ),
+
+averaged over all 2B anchors (Lightly's :class:`~lightly.loss.NTXentLoss`).
+
+Example:
+    >>> method = SimCLR()
+    >>> head = method.make_head(feature_dim=128)
+    >>> loss = method.loss(torch.randn(8, 2, 64))
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from lightly.loss import NTXentLoss
+from lightly.models.modules import SimCLRProjectionHead
+from torch import Tensor, nn
+
+from cl_ssl.augment import AugmentConfig
+from cl_ssl.models.ssl_model import SSLOutput
+from cl_ssl.registry import register_method
+
+
+@dataclass(frozen=True)
+class SimCLROptions:
+    """SimCLR's options. ``hidden_dim`` None means the backbone's feature size, as in the paper."""
+
+    temperature: float = 0.5
+    hidden_dim: int | None = None
+    output_dim: int = 128
+
+
+@register_method("simclr")
+class SimCLR(nn.Module):
+    """SimCLR: two-layer MLP head and NT-Xent; the template's criterion."""
+
+    Options = SimCLROptions
+
+    def __init__(self, options: SimCLROptions | None = None) -> None:
+        super().__init__()
+        self.options = options or SimCLROptions()
+        self.ntxent = NTXentLoss(temperature=self.options.temperature)
+
+    def make_head(self, feature_dim: int) -> nn.Module:
+        hidden = self.options.hidden_dim or feature_dim
+        return SimCLRProjectionHead(feature_dim, hidden, self.options.output_dim)
+
+    def augment_config(self, image_size: int) -> AugmentConfig:
+        return AugmentConfig.for_image_size(image_size)
+
+    def loss(self, projections: Tensor) -> Tensor:
+        if projections.ndim != 3 or projections.shape[1] != 2:
+            raise ValueError(
+                f"SimCLR needs two views per image [B, 2, D], got {tuple(projections.shape)}"
+            )
+        return self.ntxent(projections[:, 0], projections[:, 1])
+
+    def forward(self, output: SSLOutput, targets: Tensor | None = None) -> Tensor:
+        return self.loss(output.projections)

@@ -1,0 +1,1 @@
+"""Tables (pandas) built from the tidy metric rows of a bench."""

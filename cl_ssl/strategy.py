@@ -1,0 +1,71 @@
+"""Strategy specs on the command line -> Avalanche plugins.
+
+A strategy is a plugin class registered with ``@register_strategy(name)``; it has an
+``Options`` frozen dataclass and is built as ``PluginClass(options)``. A spec such as
+``"naive,lwf-ssl+replay"`` names runs separated by ``,``; ``+`` composes the plugins of one
+run. Options arrive as ``{"lwf-ssl": {"lambda": "1.0"}}`` and apply wherever that strategy
+appears.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+from avalanche.core import SupervisedPlugin
+
+from cl_ssl.options import parse_options
+from cl_ssl.registry import strategies
+
+
+@dataclass(frozen=True)
+class NoOptions:
+    """Options of a strategy that has none."""
+
+
+def parse_spec(spec: str) -> list[tuple[str, ...]]:
+    """``"naive,lwf-ssl+replay"`` -> ``[("naive",), ("lwf-ssl", "replay")]``, names checked."""
+    runs = [tuple(p.strip() for p in run.split("+")) for run in spec.split(",") if run.strip()]
+    if not runs:
+        raise ValueError("no strategy given: pass --strategy NAME[,NAME...]")
+    for run in runs:
+        for name in run:
+            strategies.get(name)
+        if len(set(run)) != len(run):
+            raise ValueError(f"strategy '{'+'.join(run)}' repeats a plugin: name each once")
+    return runs
+
+
+def run_name(run: Sequence[str]) -> str:
+    """Directory- and table-friendly name of one composed run."""
+    return "+".join(run)
+
+
+def build_plugins(
+    run: Sequence[str], options: Mapping[str, Mapping[str, str]] | None = None
+) -> list[SupervisedPlugin]:
+    """Instantiate the plugins of one run with their parsed options."""
+    options = options or {}
+    unknown = set(options) - set(strategies.names())
+    if unknown:
+        strategies.get(sorted(unknown)[0])  # raises with the list of valid names
+    plugins = []
+    for name in run:
+        cls = strategies.get(name)
+        opts = parse_options(getattr(cls, "Options", NoOptions), options.get(name, {}), name)
+        plugins.append(cls(opts))
+    return plugins
+
+
+def parse_option_flags(flags: Sequence[str]) -> dict[str, dict[str, str]]:
+    """``["lwf-ssl.lambda=1", "replay.mem-size=200"]`` -> nested dict by strategy."""
+    parsed: dict[str, dict[str, str]] = {}
+    for flag in flags:
+        target, sep, value = flag.partition("=")
+        name, dot, key = target.rpartition(".")
+        if not sep or not dot or not name or not key:
+            raise ValueError(
+                f"bad option '{flag}': write STRATEGY.KEY=VALUE, e.g. lwf-ssl.lambda=1"
+            )
+        parsed.setdefault(name, {})[key] = value
+    return parsed

@@ -1,0 +1,169 @@
+"""From per-period datasets to an Avalanche benchmark with train and test streams.
+
+A stream module in ``benchmarks/`` loads one :class:`ExperienceData` per period or task and
+hands them to :func:`make_stream`, which splits off a deterministic test set where a period
+has none and wraps everything for Avalanche (one experience per period).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
+from avalanche.benchmarks.utils import as_classification_dataset
+from torch import Tensor
+
+from cl_ssl.data.images import ImageTensorDataset
+
+
+@dataclass(frozen=True)
+class StreamOptions:
+    """Everything a stream may be configured with; each stream reads the fields it needs.
+
+    Attributes:
+        data_root: Root of the dataset on disk (ImageFolder layout for ``cifar10-split``).
+        seed: Seed of every random choice a stream makes (splits, class order).
+        image_size: Side of the square training input; None keeps the stream's default.
+        max_images: Cap on images per experience (before the test split), for quick runs.
+        test_fraction: Share of an experience held out for testing when it has no test set.
+        extra: Stream-specific options (``key=value`` from ``--stream-opt``).
+    """
+
+    data_root: Path | None = None
+    seed: int = 0
+    image_size: int | None = None
+    max_images: int | None = None
+    test_fraction: float = 0.1
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass
+class ExperienceData:
+    """One period or task: a name, its training images and, if it has one, a test set."""
+
+    name: str
+    train: ImageTensorDataset
+    test: ImageTensorDataset | None = None
+
+
+@dataclass
+class SSLStream:
+    """A ready benchmark plus what the rest of cl-ssl needs to know about it.
+
+    Attributes:
+        name: Registry name of the stream.
+        benchmark: Avalanche benchmark with ``train_stream`` and ``test_stream``.
+        experiences: The per-period datasets behind the benchmark (test split applied).
+        image_size: Side of the square input the augmentation produces.
+        augment_overrides: AugmentConfig fields this data needs changed from the method's
+            defaults (e.g. tiny digits: larger crops, no mirror images).
+    """
+
+    name: str
+    benchmark: object
+    experiences: list[ExperienceData]
+    image_size: int
+    augment_overrides: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def is_labeled(self) -> bool:
+        """True when every experience's images carry labels (evaluation may use them)."""
+        return all(
+            e.train.is_labeled and e.test is not None and e.test.is_labeled
+            for e in self.experiences
+        )
+
+    @property
+    def num_experiences(self) -> int:
+        return len(self.experiences)
+
+
+def split_indices(
+    n: int, test_fraction: float, seed: int, groups: Sequence[object] | None = None
+) -> tuple[Tensor, Tensor]:
+    """Deterministic (train, test) index split of ``n`` items.
+
+    With ``groups`` (e.g. one VOD id per frame) whole groups go to one side, so items of a
+    group never sit on both sides. At least one item (or group) goes to each side when
+    ``n >= 2``.
+    """
+    if not 0.0 < test_fraction < 1.0:
+        raise ValueError(f"test_fraction must be in (0, 1), got {test_fraction}")
+    generator = torch.Generator().manual_seed(seed)
+    if groups is None:
+        order = torch.randperm(n, generator=generator)
+        n_test = min(max(1, round(n * test_fraction)), n - 1) if n >= 2 else 0
+        return order[n_test:].sort().values, order[:n_test].sort().values
+    if len(groups) != n:
+        raise ValueError(f"{len(groups)} group ids for {n} items")
+    unique = sorted(set(groups), key=str)
+    order = torch.randperm(len(unique), generator=generator).tolist()
+    n_test = min(max(1, round(len(unique) * test_fraction)), len(unique) - 1)
+    test_groups = {unique[i] for i in order[:n_test]} if len(unique) >= 2 else set()
+    is_test = torch.tensor([g in test_groups for g in groups], dtype=torch.bool)
+    return (~is_test).nonzero().flatten(), is_test.nonzero().flatten()
+
+
+def make_stream(
+    name: str,
+    experiences: Sequence[ExperienceData],
+    image_size: int,
+    options: StreamOptions,
+    augment_overrides: dict[str, object] | None = None,
+) -> SSLStream:
+    """Wrap per-period datasets as an Avalanche benchmark (one experience each).
+
+    Periods without a test set get a deterministic ``options.test_fraction`` split seeded
+    by ``options.seed`` and the period's position; ``options.max_images`` caps each period.
+    """
+    if not experiences:
+        raise ValueError(f"stream '{name}' has no experiences: check its data source")
+    ready: list[ExperienceData] = []
+    for position, exp in enumerate(experiences):
+        if len(exp.train) == 0:
+            raise ValueError(f"experience '{exp.name}' of stream '{name}' has no images")
+        train = _cap(exp.train, options.max_images, options.seed + position)
+        test = exp.test
+        if test is None:
+            train_idx, test_idx = split_indices(
+                len(train), options.test_fraction, options.seed + position
+            )
+            train, test = train.subset(train_idx), train.subset(test_idx)
+        else:
+            cap = None if options.max_images is None else max(1, options.max_images // 9)
+            test = _cap(test, cap, options.seed + position)
+        if len(test) == 0:
+            raise ValueError(
+                f"experience '{exp.name}' of stream '{name}' is too small for a test split "
+                f"({len(exp.train)} images): give it at least 2"
+            )
+        ready.append(ExperienceData(exp.name, train, test))
+    benchmark = benchmark_from_datasets(
+        train=[as_classification_dataset(e.train) for e in ready],
+        test=[as_classification_dataset(e.test) for e in ready],
+    )
+    return SSLStream(name, benchmark, ready, image_size, dict(augment_overrides or {}))
+
+
+def _cap(dataset: ImageTensorDataset, cap: int | None, seed: int) -> ImageTensorDataset:
+    if cap is None or len(dataset) <= cap:
+        return dataset
+    keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:cap]
+    return dataset.subset(keep.sort().values)
+
+
+def select_classes(dataset: ImageTensorDataset, classes: Sequence[int]) -> ImageTensorDataset:
+    """The images of ``dataset`` whose label is in ``classes`` (labels unchanged)."""
+    mask = torch.isin(dataset.labels, torch.tensor(list(classes), dtype=torch.long))
+    return dataset.subset(mask.nonzero().flatten())
+
+
+def class_groups(num_classes: int, tasks: int) -> list[list[int]]:
+    """Consecutive, near-equal groups of class ids, one per task."""
+    if not 1 <= tasks <= num_classes:
+        raise ValueError(f"--tasks must be between 1 and {num_classes}, got {tasks}")
+    bounds = [round(i * num_classes / tasks) for i in range(tasks + 1)]
+    return [list(range(bounds[i], bounds[i + 1])) for i in range(tasks)]

@@ -1,0 +1,144 @@
+"""SSLTemplate: Avalanche's supervised template with an SSL criterion and two-view batches.
+
+Each minibatch arrives as raw uint8 images ``(x, y)``; the template moves it to the device,
+turns ``x`` into two augmented views ``[B, 2, 3, S, S]`` with its :class:`TwoViewAugment`,
+and uses the SSL method as the criterion. Labels ``y`` ride along for evaluation only: the
+SSL loss never reads them. Everything else is Avalanche's: every plugin hook
+(``before_training_exp``, ``before_backward``, ``after_training_exp``, ...) fires as usual.
+
+Plugins add loss terms in exactly one place, :meth:`SSLTemplate.add_loss_term`, from
+``before_backward``; the template keeps the named terms of the current step for logging.
+
+Evaluation augments with a fixed seed per (experience, minibatch), so the evaluation SSL
+loss of two models, or of two strategies, is computed on identical views, and evaluating
+never consumes the training random stream.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from avalanche.core import BasePlugin
+from avalanche.training.plugins import EvaluationPlugin
+from avalanche.training.templates import SupervisedTemplate
+from torch import Tensor
+from torch.optim import Optimizer
+
+from cl_ssl.augment import TwoViewAugment
+from cl_ssl.methods.base import SSLMethod
+from cl_ssl.models.ssl_model import SSLModel
+
+
+class SSLTemplate(SupervisedTemplate):
+    """Self-supervised training on an Avalanche stream.
+
+    Args:
+        model: The embedding model (backbone + head).
+        optimizer: Optimizer over the model's parameters.
+        method: The SSL method; its ``__call__`` is the criterion.
+        augment: The two-view augmentation applied to every minibatch.
+        train_mb_size: Training batch size (images; each gives two views).
+        train_epochs: Epochs per experience.
+        eval_mb_size: Evaluation batch size; NT-Xent depends on it, so keep it fixed when
+            comparing evaluation losses.
+        device: Training device.
+        plugins: Avalanche plugins, strategy plugins included.
+        evaluator: Avalanche evaluation plugin.
+        eval_seed: Seed of the evaluation augmentation.
+
+    Example:
+        >>> strategy = SSLTemplate(
+        ...     model=model, optimizer=opt, method=SimCLR(), augment=augment, train_mb_size=64)
+        >>> strategy.train(stream.benchmark.train_stream[0])
+    """
+
+    def __init__(
+        self,
+        *,
+        model: SSLModel,
+        optimizer: Optimizer,
+        method: SSLMethod,
+        augment: TwoViewAugment,
+        train_mb_size: int = 256,
+        train_epochs: int = 1,
+        eval_mb_size: int = 256,
+        device: str | torch.device = "cpu",
+        plugins: Sequence[BasePlugin] | None = None,
+        evaluator: EvaluationPlugin | None = None,
+        eval_seed: int = 0,
+    ) -> None:
+        kwargs = {} if evaluator is None else {"evaluator": evaluator}
+        super().__init__(
+            model=model,
+            optimizer=optimizer,
+            criterion=method,
+            train_mb_size=train_mb_size,
+            train_epochs=train_epochs,
+            eval_mb_size=eval_mb_size,
+            device=device,
+            plugins=list(plugins or []),
+            eval_every=-1,
+            **kwargs,
+        )
+        self.method = method
+        self.augment = augment
+        self.eval_seed = eval_seed
+        self.loss_terms: dict[str, Tensor] = {}
+        self._eval_batch_index = 0
+
+    # -- the one place where plugins add to the loss ------------------------------------
+    def add_loss_term(self, name: str, value: Tensor) -> None:
+        """Add ``value`` to this step's loss under ``name`` (call from ``before_backward``).
+
+        The term is kept (detached) in :attr:`loss_terms` for logging until the next step.
+        """
+        if name in self.loss_terms:
+            raise ValueError(f"loss term '{name}' was added twice in one step")
+        self.loss = self.loss + value
+        self.loss_terms[name] = value.detach()
+
+    def ssl_views(self, images: Tensor) -> Tensor:
+        """Two augmented views of raw uint8 ``images`` (for plugins with their own data)."""
+        return self.augment(images.to(self.device))
+
+    # -- Avalanche overrides ------------------------------------------------------------
+    def _unpack_minibatch(self) -> None:
+        super()._unpack_minibatch()
+        images = self.mbatch[0]
+        if self.is_training:
+            self.mbatch[0] = self.augment(images)
+            return
+        seed = self.eval_seed + 100_003 * self.experience.current_experience
+        torch.manual_seed(seed + self._eval_batch_index)
+        self.mbatch[0] = self.augment(images)
+        self._eval_batch_index += 1
+
+    def eval(self, experiences, **kwargs):
+        """Avalanche's eval, run on a forked random state so training's stream is untouched."""
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            return super().eval(experiences, **kwargs)
+
+    def _before_eval_exp(self, **kwargs) -> None:
+        self._eval_batch_index = 0
+        super()._before_eval_exp(**kwargs)
+
+    def _before_training_iteration(self, **kwargs) -> None:
+        self.loss_terms = {}
+        super()._before_training_iteration(**kwargs)
+
+    def criterion(self) -> Tensor:
+        loss = self._criterion(self.mb_output, self.mb_y)
+        if self.is_training:
+            self.loss_terms["ssl"] = loss.detach()
+        return loss
+
+    def backward(self) -> None:
+        if not torch.isfinite(self.loss).all():
+            terms = ", ".join(f"{k}={v.item():.4g}" for k, v in self.loss_terms.items())
+            raise FloatingPointError(
+                f"non-finite loss ({terms}) on experience "
+                f"{self.experience.current_experience}: lower --lr or a strategy's weight"
+            )
+        super().backward()

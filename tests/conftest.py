@@ -1,0 +1,60 @@
+"""Shared fixtures: tiny streams and configs, and data that skips (or fails in CI)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+import cl_ssl  # noqa: F401  (warning filters)
+from cl_ssl.config import BenchConfig, TrainConfig
+from cl_ssl.streams import StreamOptions
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR10_ROOT = Path(os.environ.get("CLSSL_CIFAR10", REPO.parent / "shared" / "data" / "cifar10"))
+FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")
+
+
+def require_path(path: Path, how_to_get: str) -> Path:
+    """Skip when ``path`` is missing, except in CI (CI=true), where missing data is a failure."""
+    if path.exists():
+        return path
+    message = f"{path} not found: {how_to_get}"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"CI must run this test: {message}")
+    pytest.skip(message)
+
+
+@pytest.fixture
+def cifar10_root() -> Path:
+    return require_path(
+        CIFAR10_ROOT / "train", "CIFAR-10 JPEGs live in ../shared/data/cifar10"
+    ).parent
+
+
+@pytest.fixture
+def fashion_mnist_root() -> Path:
+    return require_path(FASHION_MNIST_ROOT, "apt-get install -y dataset-fashion-mnist")
+
+
+TINY_TRAIN = TrainConfig(epochs=1, batch_size=32, eval_batch_size=64, device="cpu", seed=0)
+
+
+@pytest.fixture
+def tiny_bench(tmp_path: Path):
+    """A BenchConfig factory on digits-periods, 40 images per period at 8 px."""
+
+    def make(strategies: str = "naive", **train_overrides) -> BenchConfig:
+        fields = {**TINY_TRAIN.__dict__, **train_overrides}
+        return BenchConfig(
+            stream="digits-periods",
+            strategies=strategies,
+            train=TrainConfig(**fields),
+            stream_options=StreamOptions(image_size=8, max_images=40),
+            out=tmp_path / "runs",
+            run_name="test",
+            progress=False,
+        )
+
+    return make

@@ -1,0 +1,54 @@
+from dataclasses import dataclass
+from typing import Literal
+
+import pytest
+
+from cl_ssl.options import describe, parse_options
+
+
+@dataclass(frozen=True)
+class Opts:
+    lambda_: float = 1.0
+    mem_size: int = 10
+    mode: Literal["relational", "contrastive"] = "relational"
+    online: bool = False
+    decay: float | None = None
+    sizes: tuple[int, ...] = (1, 2)
+
+
+def test_values_are_converted_to_field_types():
+    opts = parse_options(
+        Opts,
+        {
+            "lambda": "0.5",
+            "mem-size": "7",
+            "mode": "contrastive",
+            "online": "yes",
+            "decay": "0.9",
+            "sizes": "3,4",
+        },
+        "s",
+    )
+    assert opts == Opts(0.5, 7, "contrastive", True, 0.9, (3, 4))
+
+
+def test_none_for_optional():
+    assert parse_options(Opts, {"decay": "none"}, "s").decay is None
+
+
+def test_unknown_key_names_choices():
+    with pytest.raises(ValueError, match="unknown option 'lamda' for lwf-ssl; choose from: lambda"):
+        parse_options(Opts, {"lamda": "1"}, "lwf-ssl")
+
+
+@pytest.mark.parametrize(
+    ("key", "value"), [("mem-size", "ten"), ("mode", "other"), ("online", "maybe")]
+)
+def test_bad_values_name_the_option(key, value):
+    with pytest.raises(ValueError, match=f"option s.{key}="):
+        parse_options(Opts, {key: value}, "s")
+
+
+def test_describe_lists_defaults():
+    rows = dict((k, d) for k, _, d in describe(Opts))
+    assert rows["lambda"] == "1.0" and rows["mem-size"] == "10"

@@ -1,0 +1,83 @@
+import pytest
+import torch
+
+from cl_ssl.data.images import ImageTensorDataset
+from cl_ssl.streams import (
+    ExperienceData,
+    StreamOptions,
+    class_groups,
+    make_stream,
+    select_classes,
+    split_indices,
+)
+
+
+def dataset(n: int, label: int = 0) -> ImageTensorDataset:
+    return ImageTensorDataset(
+        torch.randint(0, 256, (n, 1, 4, 4), dtype=torch.uint8), torch.full((n,), label)
+    )
+
+
+def test_split_is_deterministic_disjoint_and_complete():
+    train, test = split_indices(50, 0.1, seed=3)
+    again = split_indices(50, 0.1, seed=3)
+    assert torch.equal(train, again[0]) and torch.equal(test, again[1])
+    assert len(test) == 5 and set(train.tolist()).isdisjoint(test.tolist())
+    assert sorted(train.tolist() + test.tolist()) == list(range(50))
+    assert not torch.equal(test, split_indices(50, 0.1, seed=4)[1])
+
+
+def test_group_split_never_leaks_a_group():
+    groups = [f"vod{i // 7}" for i in range(70)]
+    train, test = split_indices(70, 0.2, seed=0, groups=groups)
+    train_groups = {groups[i] for i in train.tolist()}
+    test_groups = {groups[i] for i in test.tolist()}
+    assert test_groups and train_groups.isdisjoint(test_groups)
+    assert len(train) + len(test) == 70
+
+
+def test_make_stream_holds_out_a_test_split_per_experience():
+    stream = make_stream(
+        "toy",
+        [ExperienceData("a", dataset(20)), ExperienceData("b", dataset(30))],
+        8,
+        StreamOptions(),
+    )
+    assert [len(e.dataset) for e in stream.benchmark.train_stream] == [18, 27]
+    assert [len(e.dataset) for e in stream.benchmark.test_stream] == [2, 3]
+    image, label = stream.benchmark.train_stream[0].dataset[0]
+    assert image.dtype == torch.uint8 and label == 0
+
+
+def test_max_images_caps_each_experience():
+    stream = make_stream(
+        "toy", [ExperienceData("a", dataset(100))], 8, StreamOptions(max_images=30)
+    )
+    assert len(stream.benchmark.train_stream[0].dataset) == 27
+
+
+def test_empty_experience_is_named():
+    with pytest.raises(ValueError, match="experience 'late' of stream 'toy' has no images"):
+        make_stream("toy", [ExperienceData("late", dataset(0))], 8, StreamOptions())
+
+
+def test_no_experiences():
+    with pytest.raises(ValueError, match="no experiences"):
+        make_stream("toy", [], 8, StreamOptions())
+
+
+def test_unlabeled_stream_is_not_labeled():
+    unlabeled = ImageTensorDataset.unlabeled(torch.zeros(10, 3, 4, 4, dtype=torch.uint8))
+    assert not make_stream("toy", [ExperienceData("a", unlabeled)], 8, StreamOptions()).is_labeled
+    assert make_stream("toy", [ExperienceData("a", dataset(10))], 8, StreamOptions()).is_labeled
+
+
+def test_class_helpers():
+    assert class_groups(10, 5) == [[0, 1], [2, 3], [4, 5], [6, 7], [8, 9]]
+    assert class_groups(10, 3) == [[0, 1, 2], [3, 4, 5, 6], [7, 8, 9]]
+    with pytest.raises(ValueError, match="--tasks"):
+        class_groups(10, 11)
+    mixed = ImageTensorDataset(
+        torch.zeros(6, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2] * 2)
+    )
+    assert select_classes(mixed, [0, 2]).labels.tolist() == [0, 2, 0, 2]

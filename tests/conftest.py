@@ -41,6 +41,47 @@ def fashion_mnist_root() -> Path:
 TINY_TRAIN = TrainConfig(epochs=1, batch_size=32, eval_batch_size=64, device="cpu", seed=0)
 
 
+@pytest.fixture(scope="session")
+def tiny_stream():
+    """digits-periods at 8 px, 120 images per period (108 train, 12 test)."""
+    from cl_ssl.registry import streams
+
+    return streams.get("digits-periods")(StreamOptions(image_size=8, max_images=120))
+
+
+@pytest.fixture
+def make_template():
+    """Factory: an SSLTemplate on 8 px inputs with the given plugins, seeded."""
+    import dataclasses
+
+    import torch
+    from avalanche.evaluation.metrics import loss_metrics
+    from avalanche.training.plugins import EvaluationPlugin
+
+    from cl_ssl.augment import AugmentConfig, make_augment
+    from cl_ssl.bench import build_model, make_optimizer
+    from cl_ssl.template import SSLTemplate
+
+    def make(stream, plugins=(), epochs=1, seed=0, batch_size=32):
+        torch.manual_seed(seed)
+        train = TrainConfig(batch_size=batch_size, lr=2e-3)
+        model, method = build_model(train, 8)
+        config = dataclasses.replace(AugmentConfig(input_size=8), **stream.augment_overrides)
+        return SSLTemplate(
+            model=model,
+            optimizer=make_optimizer(train, model),
+            method=method,
+            augment=make_augment("batched", config),
+            train_mb_size=batch_size,
+            train_epochs=epochs,
+            eval_mb_size=64,
+            plugins=list(plugins),
+            evaluator=EvaluationPlugin(loss_metrics(experience=True), loggers=[]),
+        )
+
+    return make
+
+
 @pytest.fixture
 def tiny_bench(tmp_path: Path):
     """A BenchConfig factory on digits-periods, 40 images per period at 8 px."""

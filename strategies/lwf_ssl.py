@@ -1,0 +1,105 @@
+"""LwF-SSL: Learning without Forgetting carried to self-supervised learning.
+
+At the start of every experience after the first, a frozen copy of the model (backbone +
+projection head) becomes the teacher. On every training batch the student pays
+
+    L = L_ssl + lambda * L_distill(student(x), teacher(x))
+
+on the same augmented views x (both views of every image, N = 2B embeddings):
+
+- ``relational`` (default): the student's pairwise cosine-similarity rows, softmaxed at
+  ``temperature``, must match the teacher's (KL teacher -> student); ``relational-mse``
+  compares the raw similarity matrices with an MSE.
+- ``contrastive``: NT-Xent whose positive for each student embedding is the teacher's
+  embedding of the same view; the batch's other images are the negatives.
+
+``features`` picks what is distilled: the projector output (default) or the backbone
+features users keep.
+
+How it differs from Co2L's instance-wise relation distillation (Cha et al., ICCV 2021):
+Co2L distils softmaxed similarity rows of the current vs. the past model too, but inside
+*supervised* (asymmetric SupCon) training, with a replay buffer, different temperatures
+for the two models (0.2 vs 0.01) and a cross-entropy. LwF-SSL needs no labels and no
+stored data, uses one temperature for both models and a KL divergence (0 exactly when the
+structures agree), and can distil backbone features as well as projections.
+
+Example:
+    clssl bench --stream digits-periods --strategy naive,lwf-ssl --opt lwf-ssl.lambda=1
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import dataclass
+from typing import Literal
+
+import torch
+from avalanche.core import SupervisedPlugin
+from torch import nn
+
+from cl_ssl.losses.distillation import ContrastiveDistillationLoss, RelationalDistillationLoss
+from cl_ssl.registry import register_strategy
+
+
+@dataclass(frozen=True)
+class LwFSSLOptions:
+    """LwF-SSL options (``--opt lwf-ssl.KEY=VALUE``).
+
+    Attributes:
+        lambda_: Weight of the distillation term (``lambda`` on the command line).
+        mode: ``relational`` (KL of softmaxed similarity rows), ``relational-mse`` or
+            ``contrastive`` (NT-Xent with the teacher's embedding as the positive).
+        temperature: Softmax / NT-Xent temperature of the distillation term.
+        features: ``projections`` (head output) or ``features`` (backbone output).
+    """
+
+    lambda_: float = 1.0
+    mode: Literal["relational", "relational-mse", "contrastive"] = "relational"
+    temperature: float = 0.1
+    features: Literal["projections", "features"] = "projections"
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode whose parameters never require gradients."""
+    teacher = copy.deepcopy(model).eval()
+    teacher.requires_grad_(False)
+    return teacher
+
+
+@register_strategy("lwf-ssl")
+class LwFSSLPlugin(SupervisedPlugin):
+    """Distils the previous experience's model into the current one (no stored data)."""
+
+    Options = LwFSSLOptions
+
+    def __init__(self, options: LwFSSLOptions | None = None) -> None:
+        super().__init__()
+        self.options = options or LwFSSLOptions()
+        if self.options.lambda_ < 0:
+            raise ValueError(f"lwf-ssl.lambda must be >= 0, got {self.options.lambda_}")
+        if self.options.mode == "contrastive":
+            self.distill: nn.Module = ContrastiveDistillationLoss(self.options.temperature)
+        else:
+            mse = self.options.mode == "relational-mse"
+            self.distill = RelationalDistillationLoss(
+                self.options.temperature, "mse" if mse else "kl"
+            )
+        self.teacher: nn.Module | None = None
+        self._trained_experiences = 0
+
+    def before_training_exp(self, strategy, *args, **kwargs) -> None:
+        # The first experience has nothing to remember: it runs exactly like naive.
+        self.teacher = frozen_copy(strategy.model) if self._trained_experiences else None
+
+    def after_training_exp(self, strategy, *args, **kwargs) -> None:
+        self._trained_experiences += 1
+
+    def before_backward(self, strategy, *args, **kwargs) -> None:
+        if self.teacher is None or self.options.lambda_ == 0:
+            return
+        with torch.no_grad():
+            teacher_out = self.teacher(strategy.mb_x)
+        field = self.options.features
+        student = getattr(strategy.mb_output, field).flatten(0, 1)
+        teacher = getattr(teacher_out, field).flatten(0, 1)
+        strategy.add_loss_term("distill", self.options.lambda_ * self.distill(student, teacher))

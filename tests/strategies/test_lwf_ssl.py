@@ -1,0 +1,97 @@
+import math
+
+import pandas as pd
+import pytest
+import torch
+
+from cl_ssl.bench import run_bench
+from strategies.lwf_ssl import LwFSSLOptions, LwFSSLPlugin
+
+
+def test_first_experience_equals_naive_exactly(tiny_bench):
+    naive, lwf = run_bench(tiny_bench("naive,lwf-ssl")).strategies
+    # Same weights after experience 0 -> identical first row (and untrained row).
+    first = naive.metrics[naive.metrics.train_exp <= 0].drop(columns="strategy")
+    second = lwf.metrics[lwf.metrics.train_exp <= 0].drop(columns="strategy")
+    pd.testing.assert_frame_equal(first.reset_index(drop=True), second.reset_index(drop=True))
+    # From experience 1 on, the distillation term changes training.
+    assert not naive.loss_matrix.iloc[1:].equals(lwf.loss_matrix.iloc[1:])
+
+
+class TeacherSpy(LwFSSLPlugin):
+    """Records the distillation terms and the teacher's parameters."""
+
+    def __init__(self, options):
+        super().__init__(options)
+        self.distill_terms: list[float] = []
+        self.teacher_at_start: list[torch.Tensor] | None = None
+
+    def before_training_exp(self, strategy, *args, **kwargs):
+        super().before_training_exp(strategy, *args, **kwargs)
+        if self.teacher is not None:
+            self.snapshot = [p.detach().clone() for p in strategy.model.parameters()]
+            self.teacher_at_start = [p.detach().clone() for p in self.teacher.parameters()]
+
+    def after_training_iteration(self, strategy, *args, **kwargs):
+        if "distill" in strategy.loss_terms:
+            self.distill_terms.append(strategy.loss_terms["distill"].item())
+
+
+@pytest.mark.parametrize("mode", ["relational", "relational-mse", "contrastive"])
+def test_teacher_is_the_previous_model_frozen_through_the_experience(
+    mode, tiny_stream, make_template
+):
+    spy = TeacherSpy(LwFSSLOptions(mode=mode))
+    strategy = make_template(tiny_stream, [spy], epochs=2)
+    strategy.train(tiny_stream.benchmark.train_stream[0], eval_streams=[])
+    assert spy.teacher is None and spy.distill_terms == []
+    strategy.train(tiny_stream.benchmark.train_stream[1], eval_streams=[])
+    # The teacher started as the model after experience 0 ...
+    for start, snapshot in zip(spy.teacher_at_start, spy.snapshot, strict=True):
+        assert torch.equal(start, snapshot)
+    # ... stayed bit-identical and gradient-free while the student trained ...
+    for now, start in zip(spy.teacher.parameters(), spy.teacher_at_start, strict=True):
+        assert torch.equal(now, start) and now.grad is None and not now.requires_grad
+    moved = any(
+        not torch.equal(p, s)
+        for p, s in zip(strategy.model.parameters(), spy.snapshot, strict=True)
+    )
+    assert moved
+    # ... and the distillation term was paid on every step, finite and positive.
+    steps_per_epoch = math.ceil(len(tiny_stream.benchmark.train_stream[1].dataset) / 32)
+    assert len(spy.distill_terms) == 2 * steps_per_epoch
+    assert all(torch.isfinite(torch.tensor(spy.distill_terms))) and min(spy.distill_terms) > 0
+
+
+def test_distillation_on_backbone_features(tiny_stream, make_template):
+    spy = TeacherSpy(LwFSSLOptions(features="features"))
+    strategy = make_template(tiny_stream, [spy])
+    for experience in tiny_stream.benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    assert spy.distill_terms and min(spy.distill_terms) >= 0
+
+
+def test_distillation_slows_drift_from_the_teacher(tiny_stream, make_template):
+    """With a heavy weight the student's similarity structure stays closer to the teacher's
+    on the augmented views it is distilled on."""
+    from cl_ssl.losses.distillation import RelationalDistillationLoss
+
+    drift = {}
+    for weight in (0.0, 50.0):
+        spy = TeacherSpy(LwFSSLOptions(lambda_=weight))
+        strategy = make_template(tiny_stream, [spy], epochs=3)
+        for experience in tiny_stream.benchmark.train_stream[:2]:
+            strategy.train(experience, eval_streams=[])
+        torch.manual_seed(0)
+        views = strategy.augment(tiny_stream.experiences[0].test.images)
+        strategy.model.eval()
+        with torch.no_grad():
+            student = strategy.model(views).projections.flatten(0, 1)
+            teacher = spy.teacher(views).projections.flatten(0, 1)
+        drift[weight] = RelationalDistillationLoss(0.1)(student, teacher).item()
+    assert drift[50.0] < 0.8 * drift[0.0], drift
+
+
+def test_negative_weight_is_rejected():
+    with pytest.raises(ValueError, match="lwf-ssl.lambda"):
+        LwFSSLPlugin(LwFSSLOptions(lambda_=-1))

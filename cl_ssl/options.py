@@ -75,6 +75,13 @@ def describe(cls: type) -> list[tuple[str, str, str]]:
     rows = []
     for f in dataclasses.fields(cls):
         default = f.default if f.default is not dataclasses.MISSING else "(required)"
-        type_name = getattr(hints[f.name], "__name__", None) or str(hints[f.name])
-        rows.append((field_key(f.name), type_name.replace("typing.", ""), repr(default)))
+        rows.append((field_key(f.name), type_label(hints[f.name]), repr(default)))
     return rows
+
+
+def type_label(annotation: Any) -> str:
+    """Readable type: ``float``, ``int | None``, ``relational|contrastive`` for a Literal."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return "|".join(map(str, typing.get_args(annotation)))
+    name = getattr(annotation, "__name__", None) or str(annotation)
+    return name.replace("typing.", "")

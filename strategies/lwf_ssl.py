@@ -29,7 +29,6 @@ Example:
 
 from __future__ import annotations
 
-import copy
 from dataclasses import dataclass
 from typing import Literal
 
@@ -38,6 +37,7 @@ from avalanche.core import SupervisedPlugin
 from torch import nn
 
 from cl_ssl.losses.distillation import ContrastiveDistillationLoss, RelationalDistillationLoss
+from cl_ssl.models.ssl_model import frozen_copy
 from cl_ssl.registry import register_strategy
 
 
@@ -57,13 +57,6 @@ class LwFSSLOptions:
     mode: Literal["relational", "relational-mse", "contrastive"] = "relational"
     temperature: float = 0.1
     features: Literal["projections", "features"] = "projections"
-
-
-def frozen_copy(model: nn.Module) -> nn.Module:
-    """A deep copy in eval mode whose parameters never require gradients."""
-    teacher = copy.deepcopy(model).eval()
-    teacher.requires_grad_(False)
-    return teacher
 
 
 @register_strategy("lwf-ssl")

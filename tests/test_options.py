@@ -52,3 +52,8 @@ def test_bad_values_name_the_option(key, value):
 def test_describe_lists_defaults():
     rows = dict((k, d) for k, _, d in describe(Opts))
     assert rows["lambda"] == "1.0" and rows["mem-size"] == "10"
+
+
+def test_describe_spells_out_literal_choices():
+    types = {k: t for k, t, _ in describe(Opts)}
+    assert types["mode"] == "relational|contrastive" and types["decay"] == "float | None"

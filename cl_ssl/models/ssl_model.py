@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import NamedTuple
 
 from torch import Tensor, nn
@@ -53,3 +54,10 @@ class SSLModel(nn.Module):
     def embed(self, images: Tensor) -> Tensor:
         """Backbone features ``[B, F]`` of already-normalised images ``[B, 3, H, W]``."""
         return self.backbone(images)
+
+
+def frozen_copy(model: nn.Module) -> nn.Module:
+    """A deep copy in eval mode whose parameters never require gradients (a teacher)."""
+    teacher = copy.deepcopy(model).eval()
+    teacher.requires_grad_(False)
+    return teacher

@@ -14,3 +14,29 @@ def test_strategy_runs_end_to_end_on_a_tiny_stream(name, tiny_bench):
     matrix = result.loss_matrix
     assert matrix.shape == (5, 5)
     assert all(math.isfinite(v) for v in matrix.values.flatten())
+
+
+def test_composed_run_pays_every_plugins_term(tiny_stream, make_template):
+    """``lwf-ssl+replay``: distillation on batches that also carry buffered images."""
+    from avalanche.core import SupervisedPlugin
+
+    from cl_ssl.strategy import build_plugins, parse_spec
+
+    (run,) = parse_spec("lwf-ssl+replay")
+    plugins = build_plugins(run, {"replay": {"mem-size": "24", "batch-size-mem": "8"}})
+    seen: list[tuple[int, set[str]]] = []
+
+    class Spy(SupervisedPlugin):
+        def after_training_iteration(self, strategy, *args, **kwargs):
+            seen.append((strategy.mb_x.shape[0], set(strategy.loss_terms)))
+
+    strategy = make_template(tiny_stream, [*plugins, Spy()])
+    for experience in tiny_stream.benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    steps = len(seen) - math.ceil(len(tiny_stream.benchmark.train_stream[0].dataset) / 32)
+    last = seen[-steps:]
+    assert all(terms == {"ssl", "distill"} for _, terms in last)
+    assert (
+        sum(size for size, _ in last)
+        == len(tiny_stream.benchmark.train_stream[1].dataset) + 8 * steps
+    )

@@ -1,0 +1,86 @@
+"""EWC: Elastic Weight Consolidation (Kirkpatrick et al., PNAS 2017) with an SSL Fisher.
+
+After each experience the diagonal empirical Fisher F of the *SSL loss* is estimated on that
+experience (no labels), and the weights theta* are stored. Later experiences pay
+
+    L = L_ssl + lambda * sum_{past e} sum_k F_k^(e) * (theta_k - theta*_k^(e))^2
+
+(``separate``), or, in ``online`` mode, a single penalty whose importance is the decayed
+running sum F <- decay * F + F_new, anchored at the last weights.
+
+Why a subclass of Avalanche's ``EWCPlugin``: its storage, online-decay update and modes are
+reused as they are; two methods assume supervised data and are replaced. Its importance
+pass feeds raw batches to the model and calls the criterion with labels; here every batch
+goes through the template's two-view augmentation and the SSL loss (``cl_ssl.fisher``).
+Its penalty is added to ``strategy.loss`` directly; here it goes through
+``strategy.add_loss_term`` so it is logged as the ``ewc`` term.
+
+Example:
+    clssl bench --stream digits-periods --strategy ewc --opt ewc.lambda=1000 --opt ewc.mode=online
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from avalanche.training.plugins import EWCPlugin as AvalancheEWCPlugin
+from avalanche.training.utils import copy_params_dict
+
+from cl_ssl.fisher import ewc_penalty, ssl_fisher
+from cl_ssl.registry import register_strategy
+
+
+@dataclass(frozen=True)
+class EWCOptions:
+    """EWC options (``--opt ewc.KEY=VALUE``).
+
+    Attributes:
+        lambda_: Weight of the penalty (``lambda``). SSL-loss Fisher values are small, so
+            useful weights are large.
+        mode: ``separate`` (one penalty per past experience) or ``online`` (one decayed one).
+        decay: Decay of the running importance in ``online`` mode.
+    """
+
+    lambda_: float = 1000.0
+    mode: Literal["separate", "online"] = "separate"
+    decay: float = 0.9
+
+
+@register_strategy("ewc")
+class EWCPlugin(AvalancheEWCPlugin):
+    """EWC whose importances come from the SSL loss on augmented views."""
+
+    Options = EWCOptions
+
+    def __init__(self, options: EWCOptions | None = None) -> None:
+        self.options = options or EWCOptions()
+        if self.options.lambda_ < 0:
+            raise ValueError(f"ewc.lambda must be >= 0, got {self.options.lambda_}")
+        online = self.options.mode == "online"
+        super().__init__(
+            ewc_lambda=self.options.lambda_,
+            mode=self.options.mode,
+            decay_factor=self.options.decay if online else None,
+        )
+
+    def penalty(self, strategy):
+        """The current EWC penalty (before the lambda weight)."""
+        past = strategy.clock.train_exp_counter
+        anchors = range(past) if self.mode == "separate" else [past - 1]
+        return sum(
+            ewc_penalty(strategy.model, self.saved_params[e], self.importances[e]) for e in anchors
+        )
+
+    def before_backward(self, strategy, **kwargs) -> None:
+        if strategy.clock.train_exp_counter == 0:
+            return
+        strategy.add_loss_term("ewc", self.ewc_lambda * self.penalty(strategy))
+
+    def after_training_exp(self, strategy, **kwargs) -> None:
+        counter = strategy.clock.train_exp_counter
+        importances = ssl_fisher(strategy, strategy.experience.dataset, strategy.train_mb_size)
+        self.update_importances(importances, counter)
+        self.saved_params[counter] = copy_params_dict(strategy.model)
+        if counter > 0 and not self.keep_importance_data:
+            del self.saved_params[counter - 1]

@@ -3,15 +3,22 @@
 For each strategy run of a :class:`BenchConfig`, :func:`run_strategy` rebuilds the model
 from the same seed, trains it experience by experience in :class:`SSLTemplate` with the
 strategy's plugins, evaluates on every experience's test set after each one (and once
-before training), and writes ``<out>/<run>/<strategy>/``: TensorBoard events, a tidy
-``metrics.csv`` (rewritten after every experience, so a stopped run keeps what finished)
-and ``results.json``.
+before training: the FWT baseline), and writes ``<out>/<run>/<strategy>/``:
+
+- TensorBoard events (Avalanche's logger; identical tags across strategies, a custom-scalars
+  layout and an hparams entry),
+- ``metrics.csv``: tidy rows (strategy, seed, metric, train_exp, eval_exp, value),
+  rewritten after every experience so a stopped run keeps what finished,
+- ``checkpoints/exp<k>.pt``: the model after experience k (:func:`cl_ssl.load_encoder`),
+- ``results.json``: config, timings, every metric's R matrix and figures.
+
+The bench directory gets ``summary.md``/``summary.csv`` (one row per strategy) and
+``plots/`` (learning curves, forgetting bars, R heatmaps).
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -25,16 +32,25 @@ from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 
 from cl_ssl.augment import make_augment
+from cl_ssl.checkpoint import CheckpointInfo, save_checkpoint
 from cl_ssl.config import BenchConfig, TrainConfig
+from cl_ssl.evaluation.continual import tidy_figures, tidy_matrix
+from cl_ssl.evaluation.metrics import (
+    EXPERIENCE_TAG,
+    ContinualFigures,
+    RepresentationMetrics,
+    tidy_metric_name,
+)
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.progress import ProgressPlugin
 from cl_ssl.registry import backbones, methods, streams
-from cl_ssl.reporting.tables import TIDY_COLUMNS, loss_increase, result_matrix
+from cl_ssl.reporting.plots import write_plots
+from cl_ssl.reporting.report import headline_table
+from cl_ssl.reporting.tables import TIDY_COLUMNS, result_matrix
+from cl_ssl.reporting.tensorboard import write_hparams, write_layout
 from cl_ssl.strategy import build_plugins, parse_spec, run_name
 from cl_ssl.streams import SSLStream
 from cl_ssl.template import SSLTemplate
-
-_EXP_LOSS = re.compile(r"^Loss_Exp/eval_phase/test_stream/(?:Task\d+/)?Exp(\d+)$")
 
 
 @dataclass
@@ -47,6 +63,13 @@ class StrategyResult:
     eval_seconds: float
     images_seen: int
     directory: Path
+    representation_seconds: float = 0.0
+    steps: int = 0
+
+    @property
+    def ms_per_step(self) -> float:
+        """Mean training step time (all plugins' work included), in milliseconds."""
+        return 1000 * self.train_seconds / self.steps if self.steps else float("nan")
 
     @property
     def images_per_second(self) -> float:
@@ -58,6 +81,26 @@ class StrategyResult:
         """The SSL-loss R matrix."""
         return result_matrix(self.metrics, "ssl_loss")
 
+    def matrix(self, metric: str) -> pd.DataFrame:
+        """The R matrix of ``metric`` (``ssl_loss``, ``knn20``, ``linear``, ``nmi``, ...)."""
+        return result_matrix(self.metrics, metric)
+
+    @property
+    def metric_names(self) -> list[str]:
+        """Metrics this run measured, in measurement order."""
+        return list(dict.fromkeys(self.metrics["metric"]))
+
+    def timings(self, seed: int) -> dict:
+        """The run's timing row for :func:`cl_ssl.reporting.report.headline_table`."""
+        return {
+            "strategy": self.name,
+            "seed": seed,
+            "train_s": self.train_seconds,
+            "eval_s": self.eval_seconds,
+            "images_per_s": self.images_per_second,
+            "ms_per_step": self.ms_per_step,
+        }
+
 
 @dataclass
 class BenchResult:
@@ -65,23 +108,17 @@ class BenchResult:
 
     directory: Path
     strategies: list[StrategyResult]
+    seed: int = 0
 
-    def summary(self) -> pd.DataFrame:
-        """One row per strategy: final average SSL loss, its rise on old experiences, cost."""
-        rows = []
-        for r in self.strategies:
-            matrix = r.loss_matrix
-            rows.append(
-                {
-                    "strategy": r.name,
-                    "final_ssl_loss": float(matrix.iloc[-1].mean()),
-                    "ssl_loss_increase": loss_increase(matrix),
-                    "train_s": round(r.train_seconds, 2),
-                    "eval_s": round(r.eval_seconds, 2),
-                    "images_per_s": round(r.images_per_second, 1),
-                }
-            )
-        return pd.DataFrame(rows)
+    @property
+    def tidy(self) -> pd.DataFrame:
+        """Every strategy's tidy rows."""
+        return pd.concat([r.metrics for r in self.strategies], ignore_index=True)
+
+    def summary(self, numeric: bool = True) -> pd.DataFrame:
+        """One row per strategy: headline figures (final, forgetting, BWT, ...) and cost."""
+        timings = pd.DataFrame([r.timings(self.seed) for r in self.strategies])
+        return headline_table(self.tidy, timings, numeric=numeric)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -133,9 +170,13 @@ def run_strategy(
     plugins = build_plugins(run, config.strategy_options)
     if config.progress:
         plugins.append(ProgressPlugin(name))
+    representation = RepresentationMetrics(stream.experiences, augment, config.evaluation)
+    tensorboard = TensorboardLogger(directory)
     evaluator = EvaluationPlugin(
         loss_metrics(epoch=True, experience=True, stream=True),
-        loggers=[TensorboardLogger(directory)],
+        representation,
+        ContinualFigures(),
+        loggers=[tensorboard],
     )
     strategy = SSLTemplate(
         model=model,
@@ -153,7 +194,6 @@ def run_strategy(
     benchmark = stream.benchmark
     rows: list[dict] = []
     train_seconds = eval_seconds = 0.0
-    images_seen = 0
 
     def evaluate(after: int) -> None:
         nonlocal eval_seconds
@@ -161,54 +201,108 @@ def run_strategy(
         metrics = strategy.eval(benchmark.test_stream)
         eval_seconds += time.perf_counter() - start
         for key, value in metrics.items():
-            match = _EXP_LOSS.match(key)
+            match = EXPERIENCE_TAG.match(key)
             if match:
                 rows.append(
                     {
                         "strategy": name,
                         "seed": train.seed,
-                        "metric": "ssl_loss",
+                        "metric": tidy_metric_name(match["name"]),
                         "train_exp": after,
-                        "eval_exp": int(match.group(1)),
+                        "eval_exp": int(match["j"]),
                         "value": float(value),
                     }
                 )
         pd.DataFrame(rows, columns=TIDY_COLUMNS).to_csv(directory / "metrics.csv", index=False)
 
     evaluate(-1)
+    write_layout(tensorboard.writer, [m for m in _tag_names(rows)])
     for experience in benchmark.train_stream:
         start = time.perf_counter()
         strategy.train(experience, eval_streams=[])
         train_seconds += time.perf_counter() - start
-        images_seen += len(experience.dataset) * train.epochs
-        evaluate(experience.current_experience)
+        k = experience.current_experience
+        if config.evaluation.checkpoints:
+            info = CheckpointInfo(
+                train.backbone, train.method, stream.image_size, name, k, train.seed
+            )
+            save_checkpoint(
+                directory / "checkpoints" / f"exp{k}.pt", strategy.model, info, augment_config
+            )
+        evaluate(k)
 
     result = StrategyResult(
         name,
         pd.DataFrame(rows, columns=TIDY_COLUMNS),
         train_seconds,
         eval_seconds,
-        images_seen,
+        strategy.images_trained,
         directory,
+        representation.seconds,
+        strategy.steps_trained,
     )
-    _write_results(result, config)
-    for logger in evaluator.loggers:
-        logger.writer.close()  # flush the event file now, not at interpreter exit
+    figures = _write_results(result, config, stream)
+    tensorboard.writer.close()  # flush the event file now, not at interpreter exit
+    hparams = {"strategy": name, "stream": config.stream, **asdict(train)}
+    for plugin_name, options in config.strategy_options.items():
+        if plugin_name in run:
+            hparams.update({f"{plugin_name}.{k}": v for k, v in options.items()})
+    final = {
+        f"{row.metric}_{figure}": getattr(row, figure)
+        for row in figures.itertuples()
+        for figure in ("final", "forgetting", "bwt")
+        if pd.notna(getattr(row, figure))
+    }
+    write_hparams(directory, hparams, final)
     return result
 
 
-def _write_results(result: StrategyResult, config: BenchConfig) -> None:
+def _tag_names(rows: list[dict]) -> list[str]:
+    """Avalanche tag names (``Loss``, ``kNN20``, ...) of the tidy metrics measured."""
+    names = {"ssl_loss": "Loss", "knn20": "kNN20", "knn200": "kNN200", "linear": "Linear"}
+    names |= {"nmi": "NMI", "ari": "ARI"}
+    measured = dict.fromkeys(row["metric"] for row in rows)
+    return [names.get(m, m) for m in measured]
+
+
+def _write_results(result: StrategyResult, config: BenchConfig, stream: SSLStream) -> pd.DataFrame:
+    figures = tidy_figures(result.metrics)
+    matrices = {}
+    for metric in result.metric_names:
+        R, baseline = tidy_matrix(result.metrics, metric)
+        matrices[metric] = {
+            "R": _json_floats(R),
+            "untrained": None if baseline is None else _json_floats(baseline),
+        }
     payload = {
         "strategy": result.name,
         "stream": config.stream,
+        "experiences": stream.num_experiences,
         "train": asdict(config.train),
+        "evaluation": asdict(config.evaluation),
         "strategy_options": config.strategy_options,
         "train_seconds": result.train_seconds,
         "eval_seconds": result.eval_seconds,
+        "representation_eval_seconds": result.representation_seconds,
         "images_per_second": result.images_per_second,
-        "ssl_loss_matrix": result.loss_matrix.values.tolist(),
+        "steps": result.steps,
+        "ms_per_step": result.ms_per_step,
+        "matrices": matrices,
+        "figures": {
+            row["metric"]: {k: _json_float(v) for k, v in row.items() if k != "metric"}
+            for row in figures.to_dict("records")
+        },
     }
     (result.directory / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    return figures
+
+
+def _json_float(value: float) -> float | None:
+    return None if pd.isna(value) else float(value)
+
+
+def _json_floats(values) -> list:
+    return [_json_floats(v) if hasattr(v, "__len__") else _json_float(v) for v in values]
 
 
 def run_bench(config: BenchConfig) -> BenchResult:
@@ -220,8 +314,11 @@ def run_bench(config: BenchConfig) -> BenchResult:
     run = config.run_name or f"{config.stream}-{datetime.now():%Y%m%d-%H%M%S}"
     directory = Path(config.out) / run
     results = [run_strategy(stream, r, config, directory / run_name(r)) for r in runs]
-    bench = BenchResult(directory, results)
+    bench = BenchResult(directory, results, config.train.seed)
     summary = bench.summary()
     summary.to_csv(directory / "summary.csv", index=False)
-    (directory / "summary.md").write_text(summary.to_markdown(index=False, floatfmt=".4f") + "\n")
+    (directory / "summary.md").write_text(
+        bench.summary(numeric=False).to_markdown(index=False) + "\n"
+    )
+    write_plots(bench.tidy, directory / "plots")
     return bench

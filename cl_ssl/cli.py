@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 import cl_ssl  # noqa: F401  (silences third-party warnings before they are imported)
-from cl_ssl.config import BenchConfig, TrainConfig
+from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
 from cl_ssl.options import describe
 from cl_ssl.registry import UnknownNameError, backbones, datasets, methods, strategies, streams
 from cl_ssl.strategy import NoOptions, parse_option_flags
@@ -28,6 +28,14 @@ def fail(error: BaseException) -> None:
     """Print one line naming the problem and exit with status 2."""
     typer.secho(f"error: {error}", err=True, fg=typer.colors.RED)
     raise typer.Exit(2)
+
+
+def parse_ints(text: str, flag: str) -> tuple[int, ...]:
+    """``"20,200"`` -> ``(20, 200)``."""
+    try:
+        return tuple(int(part) for part in text.split(",") if part.strip())
+    except ValueError:
+        raise ValueError(f"bad {flag} '{text}': write integers separated by commas") from None
 
 
 def parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
@@ -68,11 +76,18 @@ def bench(
     stream_opt: Annotated[
         list[str] | None, typer.Option(help="Stream option KEY=VALUE (repeatable).")
     ] = None,
+    knn_k: Annotated[str, typer.Option(help="kNN neighbour counts, comma-separated.")] = "20,200",
+    eval_max_train: Annotated[
+        int | None, typer.Option(help="Cap on kNN-bank/probe training images per experience.")
+    ] = 10_000,
+    linear_probe: Annotated[bool, typer.Option(help="Linear-probe accuracy.")] = True,
+    kmeans: Annotated[bool, typer.Option(help="k-means NMI/ARI.")] = True,
+    checkpoints: Annotated[bool, typer.Option(help="Save the model after each experience.")] = True,
     out: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
     run: Annotated[str | None, typer.Option(help="Run directory name.")] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
-    """Train each strategy on the same stream and seed; print the SSL-loss matrices."""
+    """Train each strategy on the same stream and seed; print matrices and the summary."""
     from cl_ssl.bench import run_bench
 
     try:
@@ -98,6 +113,14 @@ def bench(
                 max_images=max_images,
                 extra=parse_pairs(stream_opt or [], "--stream-opt"),
             ),
+            evaluation=EvalConfig(
+                knn_k=parse_ints(knn_k, "--knn-k"),
+                linear_probe=linear_probe,
+                kmeans=kmeans,
+                max_train_images=eval_max_train,
+                checkpoints=checkpoints,
+                seed=seed,
+            ),
             strategy_options=parse_option_flags(opt or []),
             out=out,
             run_name=run,
@@ -109,13 +132,86 @@ def bench(
     except USER_ERRORS as error:
         fail(error)
     for strategy_result in result.strategies:
-        typer.echo(
-            f"\nSSL loss R[i][j] ({strategy_result.name}): after training experience i, "
-            "on experience j's test set"
-        )
-        typer.echo(strategy_result.loss_matrix.to_string(float_format="{:.4f}".format))
-    typer.echo("\n" + result.summary().to_string(index=False))
+        for metric, title in (("ssl_loss", "SSL loss"), ("knn20", "kNN-20 top-1")):
+            if metric not in strategy_result.metric_names:
+                continue
+            typer.echo(
+                f"\n{title} R[i][j] ({strategy_result.name}): after training experience i, "
+                "on experience j's test set"
+            )
+            matrix = strategy_result.matrix(metric)
+            typer.echo(matrix.to_string(float_format="{:.4f}".format))
+    typer.echo("\n" + result.summary(numeric=False).to_markdown(index=False))
     typer.echo(f"\nresults: {result.directory}  (tensorboard --logdir {result.directory})")
+
+
+@app.command()
+def report(
+    directories: Annotated[list[Path], typer.Argument(help="Bench directories (any number).")],
+    out: Annotated[Path, typer.Option(help="Folder for the table and plots.")] = Path(
+        "runs/report"
+    ),
+) -> None:
+    """Merge runs and seeds into one table (mean ± std over seeds) and one set of plots."""
+    from cl_ssl.reporting.plots import write_plots
+    from cl_ssl.reporting.report import figures_table, headline_table, load_runs
+
+    try:
+        runs = load_runs(directories)
+    except USER_ERRORS as error:
+        fail(error)
+    table = headline_table(runs.tidy, runs.timings)
+    out.mkdir(parents=True, exist_ok=True)
+    table.to_csv(out / "report.csv", index=False)
+    (out / "report.md").write_text(table.to_markdown(index=False) + "\n")
+    figures_table(runs.tidy).to_csv(out / "figures.csv", index=False)
+    runs.tidy.to_csv(out / "metrics.csv", index=False)
+    write_plots(runs.tidy, out)
+    typer.echo(table.to_markdown(index=False))
+    typer.echo(f"\nreport: {out}")
+
+
+@app.command()
+def finetune(
+    checkpoint: Annotated[Path, typer.Option(help="checkpoints/exp<k>.pt from clssl bench.")],
+    data: Annotated[str, typer.Option(help="Dataset name or ImageFolder path.")],
+    data_root: Annotated[Path | None, typer.Option(help="Root for datasets on disk.")] = None,
+    train_per_class: Annotated[
+        int | None, typer.Option(help="Labeled training images per class.")
+    ] = 100,
+    epochs: Annotated[int, typer.Option(help="Head training epochs.")] = 100,
+    hidden_dim: Annotated[int, typer.Option(help="MLP head hidden width.")] = 256,
+    lr: Annotated[float, typer.Option(help="Head learning rate.")] = 1e-3,
+    seed: Annotated[int, typer.Option(help="Seed of subset, split and head.")] = 0,
+    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    out: Annotated[Path | None, typer.Option(help="CSV path of the report.")] = None,
+) -> None:
+    """Frozen encoder + MLP head on a small labeled set: scikit-learn classification report."""
+    from cl_ssl.bench import resolve_device
+    from cl_ssl.finetune import FinetuneConfig
+    from cl_ssl.finetune import finetune as run_finetune
+
+    try:
+        config = FinetuneConfig(
+            checkpoint=checkpoint,
+            data=data,
+            data_root=data_root,
+            train_per_class=train_per_class,
+            epochs=epochs,
+            hidden_dim=hidden_dim,
+            lr=lr,
+            seed=seed,
+            device=str(resolve_device(device)),
+        )
+        result = run_finetune(config)
+    except USER_ERRORS as error:
+        fail(error)
+    csv = out or checkpoint.with_name(f"{checkpoint.stem}-finetune-{Path(data).name}.csv")
+    csv.parent.mkdir(parents=True, exist_ok=True)
+    result.table.to_csv(csv, index_label="class")
+    typer.echo(f"{result.train_images} labeled training images, {result.test_images} test images\n")
+    typer.echo(result.text)
+    typer.echo(f"report: {csv}")
 
 
 @app.command("list")

@@ -51,6 +51,36 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class EvalConfig:
+    """What is measured after every experience, on every experience's test set.
+
+    Attributes:
+        knn_k: Neighbour counts of the weighted kNN accuracy.
+        knn_temperature: Temperature of the kNN vote weights exp(sim / T).
+        linear_probe: Fit a logistic-regression probe on the training split's features.
+        kmeans: k-means NMI and ARI on the test split's features.
+        max_train_images: Cap on training images per experience used as the kNN memory bank
+            and the probe's training set (a seeded random subset); None keeps all.
+        checkpoints: Save the model after every experience (``checkpoints/exp<k>.pt``).
+        seed: Seed of the subset and of k-means.
+    """
+
+    knn_k: tuple[int, ...] = (20, 200)
+    knn_temperature: float = 0.07
+    linear_probe: bool = True
+    kmeans: bool = True
+    max_train_images: int | None = 10_000
+    checkpoints: bool = True
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if any(k < 1 for k in self.knn_k):
+            raise ValueError(f"--knn-k values must be at least 1, got {self.knn_k}")
+        if self.max_train_images is not None and self.max_train_images < 1:
+            raise ValueError("--eval-max-train must be at least 1")
+
+
+@dataclass(frozen=True)
 class BenchConfig:
     """One comparison: strategies run one after another on one stream with one seed.
 
@@ -58,6 +88,7 @@ class BenchConfig:
         stream: Stream registry name.
         strategies: Strategy spec, e.g. ``"naive,lwf-ssl+replay"``.
         train: Training settings shared by every strategy.
+        evaluation: What is measured after every experience.
         stream_options: How the stream is built.
         strategy_options: Per-strategy options, ``{"lwf-ssl": {"lambda": "1"}}``.
         out: Parent folder of run directories.
@@ -68,6 +99,7 @@ class BenchConfig:
     stream: str
     strategies: str
     train: TrainConfig = field(default_factory=TrainConfig)
+    evaluation: EvalConfig = field(default_factory=EvalConfig)
     stream_options: StreamOptions = field(default_factory=StreamOptions)
     strategy_options: dict[str, dict[str, str]] = field(default_factory=dict)
     out: Path = Path("runs")

@@ -85,6 +85,8 @@ class SSLTemplate(SupervisedTemplate):
         self.augment = augment
         self.eval_seed = eval_seed
         self.loss_terms: dict[str, Tensor] = {}
+        self.images_trained = 0  # images (each two views) through training steps, all plugins'
+        self.steps_trained = 0
         self._eval_batch_index = 0
 
     # -- the one place where plugins add to the loss ------------------------------------
@@ -132,6 +134,8 @@ class SSLTemplate(SupervisedTemplate):
         loss = self._criterion(self.mb_output, self.mb_y)
         if self.is_training:
             self.loss_terms["ssl"] = loss.detach()
+            self.images_trained += self.mb_x.shape[0]
+            self.steps_trained += 1
         return loss
 
     def backward(self) -> None:

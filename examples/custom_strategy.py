@@ -77,4 +77,4 @@ if __name__ == "__main__":
             run_name="custom-strategy-example",
         )
     )
-    print(bench.summary().to_markdown(index=False, floatfmt=".4f"))
+    print(bench.summary(numeric=False).to_markdown(index=False))

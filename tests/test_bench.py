@@ -23,11 +23,12 @@ def test_run_directory_holds_events_tidy_csv_and_summary(tiny_bench):
     assert list(tidy.columns) == TIDY_COLUMNS
     # One untrained row (-1) plus one row per experience, each over all 5 test sets.
     assert sorted(tidy["train_exp"].unique()) == [-1, 0, 1, 2, 3, 4]
-    assert len(tidy) == 6 * 5
+    assert set(tidy["metric"]) == {"ssl_loss", "knn20", "knn200", "linear", "nmi", "ari"}
+    assert (tidy.groupby("metric").size() == 6 * 5).all()
     assert (config.out / "test" / "summary.md").read_text().startswith("| strategy")
     summary = result.summary()
-    assert summary.loc[0, "images_per_s"] > 0
-    assert summary.loc[0, "final_ssl_loss"] == pytest.approx(
+    assert summary.loc[0, "images/s"] > 0 and summary.loc[0, "ms/step"] > 0
+    assert summary.loc[0, "final SSL loss"] == pytest.approx(
         result.strategies[0].loss_matrix.iloc[-1].mean()
     )
 

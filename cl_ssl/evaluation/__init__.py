@@ -1,0 +1,1 @@
+"""Representation metrics on frozen features and the continual-learning figures of R matrices."""

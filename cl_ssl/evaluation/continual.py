@@ -1,0 +1,130 @@
+"""Continual-learning figures of a result matrix R[i][j] (after experience i, on experience j).
+
+With T experiences, b[j] the untrained model's value on j, and f = +1 for metrics where higher
+is better (accuracy, NMI) and -1 where lower is (the SSL loss):
+
+- final average:        A = 1/T sum_j R[T-1][j]
+- average forgetting:   F = 1/(T-1) sum_{j<T-1} f * (best_{l<T-1} R[l][j] - R[T-1][j])
+                        (Chaudhry et al., ECCV 2018; best = max, or min for a loss)
+- backward transfer:    BWT = 1/(T-1) sum_{j<T-1} (R[T-1][j] - R[j][j])
+- forward transfer:     FWT = 1/(T-1) sum_{j>=1} (R[j-1][j] - b[j])
+                        (Lopez-Paz & Ranzato, NeurIPS 2017)
+- relative forgetting:  100/(T-1) sum_{j<T-1} f * (R[j][j] - R[T-1][j]) / |R[j][j]|   in %
+                        (for the SSL loss: how much the loss on old data rose, in %)
+
+BWT and FWT keep the metric's own sign (a rising loss is a positive BWT); forgetting and
+relative forgetting are positive when something was forgotten, whatever the metric.
+Undefined entries (NaN, e.g. an experience without labels) are left out of the means.
+
+Example:
+    >>> R = np.array([[0.9, 0.1], [0.6, 0.8]])
+    >>> average_forgetting(R)   # 0.9 - 0.6
+    0.3
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pandas as pd
+
+LOWER_IS_BETTER = frozenset({"ssl_loss"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """True for accuracies and clustering scores, False for losses."""
+    return metric not in LOWER_IS_BETTER
+
+
+def _mean(values) -> float:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN -> NaN is the answer
+        return float(np.nanmean(np.asarray(values, dtype=float))) if len(values) else float("nan")
+
+
+def final_average(R: np.ndarray) -> float:
+    """Mean of the last row: every experience, after training on all of them."""
+    return _mean(np.asarray(R)[-1])
+
+
+def seen_average(R: np.ndarray) -> list[float]:
+    """Row i's mean over the experiences seen so far (0..i): the usual learning curve."""
+    R = np.asarray(R)
+    return [_mean(R[i, : i + 1]) for i in range(R.shape[0])]
+
+
+def average_forgetting(R: np.ndarray, higher_is_better: bool = True) -> float:
+    """Chaudhry et al.'s average forgetting of the final model (NaN with one experience)."""
+    R = np.asarray(R, dtype=float)
+    last = R.shape[0] - 1
+    if last < 1:
+        return float("nan")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        best = np.nanmax(R[:last], axis=0) if higher_is_better else np.nanmin(R[:last], axis=0)
+    sign = 1.0 if higher_is_better else -1.0
+    return _mean([sign * (best[j] - R[last, j]) for j in range(last)])
+
+
+def backward_transfer(R: np.ndarray) -> float:
+    """Lopez-Paz & Ranzato's BWT (negative for a forgotten accuracy)."""
+    R = np.asarray(R, dtype=float)
+    last = R.shape[0] - 1
+    return _mean([R[last, j] - R[j, j] for j in range(last)]) if last else float("nan")
+
+
+def forward_transfer(R: np.ndarray, baseline: np.ndarray) -> float:
+    """Lopez-Paz & Ranzato's FWT against the untrained model's values ``baseline``."""
+    R, baseline = np.asarray(R, dtype=float), np.asarray(baseline, dtype=float)
+    T = R.shape[0]
+    return _mean([R[j - 1, j] - baseline[j] for j in range(1, T)]) if T > 1 else float("nan")
+
+
+def relative_forgetting_pct(R: np.ndarray, higher_is_better: bool = True) -> float:
+    """Mean relative loss of what was reached on each old experience, in percent."""
+    R = np.asarray(R, dtype=float)
+    last = R.shape[0] - 1
+    sign = 1.0 if higher_is_better else -1.0
+    terms = [
+        100.0 * sign * (R[j, j] - R[last, j]) / abs(R[j, j]) if R[j, j] else float("nan")
+        for j in range(last)
+    ]
+    return _mean(terms) if last else float("nan")
+
+
+def figures(R: np.ndarray, baseline: np.ndarray | None, metric: str) -> dict[str, float]:
+    """Every figure above for one metric's matrix, keyed by short names."""
+    better = higher_is_better(metric)
+    return {
+        "final": final_average(R),
+        "forgetting": average_forgetting(R, better),
+        "bwt": backward_transfer(R),
+        "fwt": forward_transfer(R, baseline) if baseline is not None else float("nan"),
+        "forgetting_pct": relative_forgetting_pct(R, better),
+    }
+
+
+def tidy_matrix(tidy: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """(R, baseline) of ``metric`` from tidy rows; the baseline is the ``train_exp == -1`` row."""
+    rows = tidy[tidy["metric"] == metric]
+    table = rows.pivot_table(index="train_exp", columns="eval_exp", values="value", dropna=False)
+    # Square over every experience of the run, even ones this metric could not measure.
+    experiences = range(int(max(tidy["eval_exp"].max(), tidy["train_exp"].max())) + 1)
+    table = table.reindex(index=[-1, *experiences] if -1 in table.index else experiences)
+    table = table.reindex(columns=experiences)
+    trained = table[table.index >= 0]
+    baseline = table.loc[-1].to_numpy() if -1 in table.index else None
+    return trained.to_numpy(dtype=float), baseline
+
+
+def tidy_figures(tidy: pd.DataFrame) -> pd.DataFrame:
+    """One row per metric of ``tidy`` (one strategy, one seed) with every figure."""
+    rows = []
+    for metric in sorted(set(tidy["metric"])):
+        R, baseline = tidy_matrix(tidy, metric)
+        if R.size:
+            rows.append({"metric": metric, **figures(R, baseline, metric)})
+    return pd.DataFrame(
+        rows, columns=["metric", "final", "forgetting", "bwt", "fwt", "forgetting_pct"]
+    )

@@ -1,0 +1,52 @@
+"""Frozen backbone features of a dataset: batched, no gradient, one deterministic view."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from cl_ssl.augment import TwoViewAugment
+from cl_ssl.data.images import UNLABELED, ImageTensorDataset
+
+
+@dataclass
+class FeatureSet:
+    """Backbone features ``[N, F]`` (on the CPU) and their labels ``[N]``."""
+
+    features: Tensor
+    labels: Tensor
+
+    @property
+    def is_labeled(self) -> bool:
+        """True when every image has a label, so accuracies can be computed."""
+        return bool(len(self.labels)) and bool((self.labels != UNLABELED).all())
+
+
+@torch.no_grad()
+def extract_features(
+    backbone: nn.Module,
+    augment: TwoViewAugment,
+    dataset: ImageTensorDataset,
+    batch_size: int = 512,
+    device: torch.device | str = "cpu",
+) -> FeatureSet:
+    """Features of every image of ``dataset`` through ``augment.eval_view`` (resize, normalise).
+
+    The backbone runs in eval mode (BatchNorm uses its running statistics) and its mode is
+    restored afterwards.
+
+    Example:
+        >>> test = extract_features(model.backbone, augment, stream.experiences[0].test)
+        >>> test.features.shape  # [N, F]
+    """
+    was_training = backbone.training
+    backbone.eval()
+    chunks = []
+    for start in range(0, len(dataset), batch_size):
+        images = dataset.images[start : start + batch_size].to(device)
+        chunks.append(backbone(augment.eval_view(images)).float().cpu())
+    backbone.train(was_training)
+    features = torch.cat(chunks) if chunks else torch.zeros(0, 0)
+    return FeatureSet(features, dataset.labels.clone())

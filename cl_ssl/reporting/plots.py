@@ -1,0 +1,129 @@
+"""Matplotlib figures of a bench or report: learning curves, forgetting bars, R heatmaps.
+
+All functions write PNG files (Agg backend, no display needed) and return their paths.
+
+Example:
+    >>> paths = write_plots(runs.tidy, Path("runs/demo/plots"))
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402  (backend first)
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from cl_ssl.evaluation.continual import seen_average, tidy_matrix  # noqa: E402
+from cl_ssl.reporting.report import figures_table  # noqa: E402
+
+TITLES = {
+    "ssl_loss": "SSL loss (NT-Xent)",
+    "knn20": "kNN-20 top-1",
+    "knn200": "kNN-200 top-1",
+    "linear": "linear probe top-1",
+    "nmi": "k-means NMI",
+    "ari": "k-means ARI",
+}
+
+
+def _metrics(tidy: pd.DataFrame) -> list[str]:
+    present = list(dict.fromkeys(tidy["metric"]))
+    return [m for m in TITLES if m in present] + [m for m in present if m not in TITLES]
+
+
+def learning_curves(tidy: pd.DataFrame, path: Path) -> Path:
+    """Per metric: average over the experiences seen so far vs experiences trained."""
+    metrics = _metrics(tidy)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        for strategy, rows in tidy.groupby("strategy", sort=False):
+            curves = [
+                seen_average(tidy_matrix(seed_rows, metric)[0])
+                for _, seed_rows in rows.groupby("seed")
+            ]
+            curves = np.array([c for c in curves if len(c)])
+            if not curves.size:
+                continue
+            x = np.arange(1, curves.shape[1] + 1)
+            mean = curves.mean(axis=0)
+            ax.plot(x, mean, marker="o", label=strategy)
+            if len(curves) > 1:
+                std = curves.std(axis=0, ddof=1)
+                ax.fill_between(x, mean - std, mean + std, alpha=0.2)
+        ax.set_title(TITLES.get(metric, metric))
+        ax.set_xlabel("experiences trained")
+        ax.set_xticks(range(1, int(tidy["eval_exp"].max()) + 2))
+    axes[0][0].set_ylabel("average over seen experiences")
+    axes[0][-1].legend(fontsize=8)
+    return _save(fig, path)
+
+
+def forgetting_bars(tidy: pd.DataFrame, path: Path) -> Path:
+    """Per metric: average forgetting per strategy (mean and std over seeds)."""
+    figures = figures_table(tidy)
+    metrics = _metrics(tidy)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        rows = figures[figures["metric"] == metric]
+        grouped = rows.groupby("strategy", sort=False)["forgetting"]
+        means, stds = grouped.mean(), grouped.std(ddof=1).fillna(0)
+        ax.bar(means.index, means.values, yerr=stds.values, color="tab:red", alpha=0.7)
+        ax.set_title(f"{TITLES.get(metric, metric)}: forgetting")
+        ax.tick_params(axis="x", rotation=45)
+        ax.axhline(0, color="black", linewidth=0.8)
+    return _save(fig, path)
+
+
+def heatmaps(tidy: pd.DataFrame, path: Path) -> Path:
+    """R[i][j] heatmaps: one row of panels per strategy, one column per metric (seed mean)."""
+    metrics = _metrics(tidy)
+    strategies = list(dict.fromkeys(tidy["strategy"]))
+    fig, axes = plt.subplots(
+        len(strategies),
+        len(metrics),
+        figsize=(3.2 * len(metrics), 2.9 * len(strategies)),
+        squeeze=False,
+    )
+    for r, strategy in enumerate(strategies):
+        rows = tidy[tidy["strategy"] == strategy]
+        for c, metric in enumerate(metrics):
+            ax = axes[r][c]
+            matrices = [tidy_matrix(s, metric)[0] for _, s in rows.groupby("seed")]
+            matrices = [m for m in matrices if m.size]
+            if not matrices:
+                ax.axis("off")
+                continue
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore", RuntimeWarning)  # unmeasured cells stay NaN
+                R = np.nanmean(np.stack(matrices), axis=0)
+            image = ax.imshow(R, cmap="viridis_r" if metric == "ssl_loss" else "viridis")
+            for (i, j), value in np.ndenumerate(R):
+                if np.isfinite(value):
+                    ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="w")
+            ax.set_title(f"{strategy}: {TITLES.get(metric, metric)}", fontsize=8)
+            ax.set_xlabel("eval exp", fontsize=7)
+            ax.set_ylabel("after exp", fontsize=7)
+            fig.colorbar(image, ax=ax, fraction=0.046)
+    return _save(fig, path)
+
+
+def write_plots(tidy: pd.DataFrame, directory: Path) -> list[Path]:
+    """All three figures into ``directory``."""
+    directory.mkdir(parents=True, exist_ok=True)
+    return [
+        learning_curves(tidy, directory / "curves.png"),
+        forgetting_bars(tidy, directory / "forgetting.png"),
+        heatmaps(tidy, directory / "heatmaps.png"),
+    ]
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path

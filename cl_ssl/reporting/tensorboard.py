@@ -1,0 +1,45 @@
+"""TensorBoard views beyond Avalanche's scalars: the custom-scalars layout and hparams.
+
+Every strategy logs to its own run directory under the bench directory with identical tag
+names, so TensorBoard overlays them. The custom-scalars layout groups each metric's tags
+(one chart per metric, every strategy in it); the hparams entry lists each strategy's
+options with its final figures so the HPARAMS tab compares strategies in one table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+
+from torch.utils.tensorboard import SummaryWriter
+
+FIGURES = ("Avg", "Forgetting", "BWT", "FWT", "ForgettingPct")
+
+
+def custom_scalars_layout(metric_names: Iterable[str]) -> dict:
+    """Layout: a category per metric with its per-experience and figure charts."""
+    layout = {}
+    for name in metric_names:
+        charts = {
+            f"{name} per experience": ["Multiline", [rf"{name}_Exp/eval_phase/test_stream/.*"]]
+        }
+        for figure in FIGURES:
+            charts[f"{name} {figure}"] = ["Multiline", [rf"{name}_{figure}/eval_phase/.*"]]
+        layout[name] = charts
+    return layout
+
+
+def write_layout(writer: SummaryWriter, metric_names: Iterable[str]) -> None:
+    """Store the custom-scalars layout in ``writer``'s run."""
+    writer.add_custom_scalars(custom_scalars_layout(metric_names))
+
+
+def write_hparams(
+    directory: Path, hparams: Mapping[str, object], metrics: Mapping[str, float]
+) -> None:
+    """One hparams entry for the run in ``directory`` (values made TensorBoard-safe)."""
+    safe = {k: v if isinstance(v, (int, float, str, bool)) else str(v) for k, v in hparams.items()}
+    with SummaryWriter(log_dir=str(directory)) as writer:
+        writer.add_hparams(
+            safe, {f"hparam/{k}": float(v) for k, v in metrics.items()}, run_name="."
+        )

@@ -1,0 +1,46 @@
+import pytest
+import torch
+
+from cl_ssl.checkpoint import CheckpointInfo, load_encoder, load_model, save_checkpoint
+
+
+def test_encoder_round_trip_gives_the_trained_backbones_features(
+    tiny_stream, make_template, tmp_path
+):
+    strategy = make_template(tiny_stream)
+    strategy.train(tiny_stream.benchmark.train_stream[0], eval_streams=[])
+    info = CheckpointInfo("small_resnet", "simclr", 8, "naive", 0, 0)
+    path = save_checkpoint(tmp_path / "exp0.pt", strategy.model, info, strategy.augment.config)
+    assert not list(tmp_path.glob("*.partial"))
+    encoder = load_encoder(path)
+    images = tiny_stream.experiences[0].test.images
+    strategy.model.eval()
+    with torch.no_grad():
+        expected = strategy.model.backbone(strategy.augment.eval_view(images))
+        torch.testing.assert_close(encoder(images), expected)
+    assert encoder.info == info and not encoder.training
+    model, _, _ = load_model(path)
+    for (name, a), b in zip(
+        strategy.model.state_dict().items(), model.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+
+
+def test_bench_writes_one_checkpoint_per_experience(tiny_bench):
+    from cl_ssl.bench import run_bench
+
+    result = run_bench(tiny_bench()).strategies[0]
+    names = sorted(p.name for p in (result.directory / "checkpoints").iterdir())
+    assert names == [f"exp{k}.pt" for k in range(5)]
+    assert load_encoder(result.directory / "checkpoints" / "exp2.pt").info.experience == 2
+
+
+def test_missing_and_foreign_files_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not found"):
+        load_encoder(tmp_path / "nope.pt")
+    torch.save({"weights": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a cl-ssl checkpoint"):
+        load_encoder(tmp_path / "other.pt")
+    (tmp_path / "junk.pt").write_text("junk")
+    with pytest.raises(ValueError, match="not a cl-ssl checkpoint"):
+        load_encoder(tmp_path / "junk.pt")

@@ -19,9 +19,9 @@ $(STAMP): pyproject.toml Makefile
 
 setup: $(STAMP)
 
-# The main job on the embedded default: naive SimCLR finetuning over five digit periods.
+# The main job on the embedded default: naive finetuning vs LwF-SSL over five digit periods.
 demo: $(STAMP)
-	$(BIN)/clssl bench --stream digits-periods --strategy naive --epochs 20 --batch-size 128 --out runs
+	$(BIN)/clssl bench --stream digits-periods --strategy naive,lwf-ssl --epochs 20 --batch-size 128 --out runs
 
 test: $(STAMP)
 	$(BIN)/python -m pytest

@@ -70,6 +70,25 @@ def bench(
     max_images: Annotated[
         int | None, typer.Option(help="Cap on training images per experience.")
     ] = None,
+    manifest: Annotated[
+        Path | None, typer.Option(help="Frame manifest CSV (twitch-periods).")
+    ] = None,
+    periods: Annotated[
+        str | None, typer.Option(help="START/END[,START/END...] periods (twitch-periods).")
+    ] = None,
+    period_length: Annotated[
+        str | None, typer.Option(help="Period length, e.g. 6M, 2W (twitch-periods).")
+    ] = None,
+    max_bad_fraction: Annotated[
+        float, typer.Option(help="Share of unreadable images tolerated per period.")
+    ] = 0.05,
+    datasets: Annotated[
+        str | None, typer.Option(help="A[=ROOT],B[=ROOT]: datasets in sequence (pair).")
+    ] = None,
+    dataset: Annotated[
+        str | None, typer.Option(help="Dataset name or folder to split by class (split).")
+    ] = None,
+    tasks: Annotated[int, typer.Option(help="Number of class-incremental tasks (split).")] = 5,
     opt: Annotated[
         list[str] | None, typer.Option(help="Strategy option STRATEGY.KEY=VALUE (repeatable).")
     ] = None,
@@ -111,6 +130,13 @@ def bench(
                 seed=seed,
                 image_size=image_size,
                 max_images=max_images,
+                manifest=manifest,
+                periods=periods,
+                period_length=period_length,
+                max_bad_fraction=max_bad_fraction,
+                datasets=datasets,
+                dataset=dataset,
+                tasks=tasks,
                 extra=parse_pairs(stream_opt or [], "--stream-opt"),
             ),
             evaluation=EvalConfig(
@@ -212,6 +238,79 @@ def finetune(
     typer.echo(f"{result.train_images} labeled training images, {result.test_images} test images\n")
     typer.echo(result.text)
     typer.echo(f"report: {csv}")
+
+
+@app.command()
+def ingest(
+    vods: Annotated[
+        Path, typer.Argument(help="CSV: vod_id, created_at, source[, category, start, end].")
+    ],
+    out: Annotated[Path, typer.Option(help="Output folder: frames/ and manifest.csv.")],
+    fps: Annotated[float, typer.Option(help="Frames kept per second of video.")] = 1.0,
+    size: Annotated[
+        int | None, typer.Option(help="Square frame side (center crop + resize).")
+    ] = None,
+    progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+) -> None:
+    """Decode VODs into JPEG frames and a frame manifest; resumes where it stopped."""
+    from cl_ssl.ingest import IngestConfig
+    from cl_ssl.ingest import ingest as run_ingest
+
+    try:
+        report = run_ingest(IngestConfig(vods_csv=vods, out=out, fps=fps, size=size), progress)
+    except USER_ERRORS as error:
+        fail(error)
+    typer.echo(
+        f"{len(report.done)} VOD(s) ingested ({report.frames} frames), "
+        f"{len(report.skipped)} already done, {len(report.failed)} failed"
+    )
+    for vod_id, reason in report.failed.items():
+        typer.secho(f"  failed {vod_id}: {reason}", fg=typer.colors.YELLOW)
+    typer.echo(f"manifest: {out / 'manifest.csv'}")
+
+
+@app.command()
+def drift(
+    source: Annotated[Path, typer.Argument(help="Labeled ImageFolder (<class>/*.jpg).")],
+    out: Annotated[Path, typer.Option(help="Manifest CSV to write.")],
+    periods: Annotated[int, typer.Option(help="Number of periods.")] = 4,
+    categories_per_period: Annotated[
+        int | None, typer.Option(help="Categories per period (default: half).")
+    ] = None,
+    carry_over: Annotated[
+        float, typer.Option(help="Share of categories kept between periods (0-1).")
+    ] = 0.9,
+    frames_per_category: Annotated[int, typer.Option(help="Frames per category and period.")] = 100,
+    frames_per_vod: Annotated[int, typer.Option(help="Frames per synthetic VOD.")] = 25,
+    start: Annotated[str, typer.Option(help="First period's start date.")] = "2020-01-01",
+    period_length: Annotated[str, typer.Option(help="Period length (6M, 2W, ...).")] = "6M",
+    seed: Annotated[int, typer.Option(help="Seed of every choice.")] = 0,
+) -> None:
+    """Build a time-stamped manifest with a chosen content drift between periods."""
+    from cl_ssl.drift import DriftConfig, build_drift_manifest, drift_summary
+
+    try:
+        config = DriftConfig(
+            source=source,
+            out=out,
+            periods=periods,
+            categories_per_period=categories_per_period,
+            carry_over=carry_over,
+            frames_per_category=frames_per_category,
+            frames_per_vod=frames_per_vod,
+            start=start,
+            period_length=period_length,
+            seed=seed,
+        )
+        manifest = build_drift_manifest(config)
+    except USER_ERRORS as error:
+        fail(error)
+    summary = drift_summary(manifest, config)
+    typer.echo(summary.to_markdown(index=False))
+    typer.echo(
+        f"\nmanifest: {out}\nclssl bench --stream twitch-periods --manifest {out} "
+        f"--periods {','.join(summary['period'])}"
+    )
 
 
 @app.command("list")

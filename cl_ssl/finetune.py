@@ -29,9 +29,8 @@ from torch import nn
 
 from cl_ssl.checkpoint import load_encoder
 from cl_ssl.data.datasets import LoadedDataset
-from cl_ssl.data.image_folder import load_image_folder
 from cl_ssl.data.images import ImageTensorDataset
-from cl_ssl.registry import datasets
+from cl_ssl.data.resolve import load_dataset
 
 
 @dataclass(frozen=True)
@@ -77,19 +76,10 @@ class FinetuneReport:
 
 def load_labeled(data: str, root: Path | None, test_fraction: float, seed: int) -> LoadedDataset:
     """Train and test splits of ``data`` (registry name or ImageFolder path), labeled."""
-    if data in datasets:
-        loaded = datasets.get(data)(root)
-    elif Path(data).is_dir():
-        folder = Path(data)
-        if (folder / "train").is_dir() and (folder / "test").is_dir():
-            loaded = LoadedDataset(
-                load_image_folder(folder / "train"), load_image_folder(folder / "test")
-            )
-        else:
-            loaded = LoadedDataset(load_image_folder(folder))
-    else:
-        known = ", ".join(datasets.names())
-        raise ValueError(f"--data '{data}' is neither a dataset ({known}) nor a folder")
+    try:
+        loaded = load_dataset(data, root)
+    except ValueError as error:
+        raise ValueError(f"--data: {error}") from None
     if not loaded.train.is_labeled:
         raise ValueError(f"--data '{data}' has unlabeled images: finetuning needs labels")
     if loaded.test is None:

@@ -29,7 +29,14 @@ class StreamOptions:
         image_size: Side of the square training input; None keeps the stream's default.
         max_images: Cap on images per experience (before the test split), for quick runs.
         test_fraction: Share of an experience held out for testing when it has no test set.
-        extra: Stream-specific options (``key=value`` from ``--stream-opt``).
+        manifest: Frame manifest CSV (``twitch-periods``).
+        periods: Explicit periods ``START/END[,START/END...]`` (``twitch-periods``).
+        period_length: Period length such as ``6M`` when ``periods`` is not given.
+        max_bad_fraction: Share of unreadable images tolerated per period before aborting.
+        datasets: Comma-separated dataset names or folders, one experience each (``pair``).
+        dataset: Dataset name or folder to split by class (``split``).
+        tasks: Number of class-incremental tasks (``split``).
+        extra: Options of third-party streams (``key=value`` from ``--stream-opt``).
     """
 
     data_root: Path | None = None
@@ -37,7 +44,18 @@ class StreamOptions:
     image_size: int | None = None
     max_images: int | None = None
     test_fraction: float = 0.1
+    manifest: Path | None = None
+    periods: str | None = None
+    period_length: str | None = None
+    max_bad_fraction: float = 0.05
+    datasets: str | None = None
+    dataset: str | None = None
+    tasks: int = 5
     extra: dict[str, str] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.max_bad_fraction <= 1.0:
+            raise ValueError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
 
 
 @dataclass

@@ -5,7 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+import numpy as np
 import pytest
+from PIL import Image
 
 import cl_ssl  # noqa: F401  (warning filters)
 from cl_ssl.config import BenchConfig, TrainConfig
@@ -99,3 +101,26 @@ def tiny_bench(tmp_path: Path):
         )
 
     return make
+
+
+def write_digit_images(folder: Path, per_class: int, classes=range(10)) -> dict[int, list[Path]]:
+    """``folder/<class>/<n>.png`` from scikit-learn's digits (RGB, 8x8)."""
+    from sklearn.datasets import load_digits
+
+    digits = load_digits()
+    files: dict[int, list[Path]] = {}
+    for label in classes:
+        (folder / str(label)).mkdir(parents=True, exist_ok=True)
+        images = digits.images[digits.target == label][:per_class]
+        for n, image in enumerate(images):
+            path = folder / str(label) / f"{n}.png"
+            pixels = (image * 255 / 16).astype(np.uint8)
+            Image.fromarray(np.stack([pixels] * 3, axis=-1)).save(path)
+            files.setdefault(label, []).append(path)
+    return files
+
+
+@pytest.fixture
+def digit_folder(tmp_path) -> Path:
+    write_digit_images(tmp_path / "digits", per_class=30)
+    return tmp_path / "digits"

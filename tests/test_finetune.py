@@ -78,4 +78,4 @@ def test_unknown_data_is_named(checkpoint):
         app, ["finetune", "--checkpoint", str(checkpoint), "--data", "nope"]
     )
     assert result.exit_code == 2
-    assert result.output.startswith("error: --data 'nope' is neither a dataset")
+    assert result.output.startswith("error: --data: dataset 'nope' is neither a known dataset")

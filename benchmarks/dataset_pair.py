@@ -1,0 +1,52 @@
+"""``pair``: unrelated datasets in sequence, one experience each (the seed's ImageNet->CelebA).
+
+``--datasets cifar10=../shared/data/cifar10,fashion-mnist``: names from the dataset
+registry (``clssl list``) or ImageFolder paths, each optionally ``=ROOT`` (else
+``--data-root``, else the dataset's default location). Two or more are allowed.
+
+Harmonisation: every image is resized (antialiased) to ``--image-size`` (default 32) and,
+if any dataset is in colour, grayscale ones are repeated to RGB, so all experiences share
+one input format (and one replay buffer can hold them). Datasets without a test split get a
+seeded 90/10 split; labels are kept per dataset for evaluation only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from cl_ssl.data.resolve import harmonise, load_dataset
+from cl_ssl.registry import register_stream
+from cl_ssl.streams import ExperienceData, SSLStream, StreamOptions, make_stream
+
+DEFAULT_IMAGE_SIZE = 32
+
+
+def parse_dataset_specs(
+    text: str | None, default_root: Path | None
+) -> list[tuple[str, Path | None]]:
+    """``"cifar10=ROOT,fashion-mnist"`` -> [("cifar10", ROOT), ("fashion-mnist", default_root)]."""
+    specs = []
+    for part in (p.strip() for p in (text or "").split(",") if p.strip()):
+        name, sep, root = part.partition("=")
+        specs.append((name, Path(root) if sep else default_root))
+    return specs
+
+
+@register_stream("pair")
+def dataset_pair(options: StreamOptions) -> SSLStream:
+    """Two or more datasets in sequence (--datasets A,B), resolution and channels harmonised."""
+    specs = parse_dataset_specs(options.datasets, options.data_root)
+    if len(specs) < 2:
+        raise ValueError("pair needs --datasets A,B (two or more), e.g. cifar10=ROOT,fashion-mnist")
+    loaded = [(name, load_dataset(name, root)) for name, root in specs]
+    size = options.image_size or DEFAULT_IMAGE_SIZE
+    channels = max(data.train.images.shape[1] for _, data in loaded)
+    experiences = [
+        ExperienceData(
+            Path(name).name,
+            harmonise(data.train, size, channels),
+            None if data.test is None else harmonise(data.test, size, channels),
+        )
+        for name, data in loaded
+    ]
+    return make_stream("pair", experiences, size, options)

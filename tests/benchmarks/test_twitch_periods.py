@@ -1,0 +1,110 @@
+import pandas as pd
+import pytest
+import torch
+
+from benchmarks.twitch_periods import twitch_periods
+from cl_ssl.streams import StreamOptions
+
+
+@pytest.fixture
+def manifest(digit_folder):
+    """Two half-years of frames: digits 0-4 in 2020-H1, 5-9 in 2020-H2, 10 frames per VOD."""
+    rows = []
+    for label in range(10):
+        for n in range(30):
+            month = 1 + n % 6 + (6 if label >= 5 else 0)
+            rows.append(
+                {
+                    "path": f"digits/{label}/{n}.png",
+                    "timestamp": f"2020-{month:02d}-10T12:00:00Z",
+                    "vod_id": f"vod-{label}-{n // 10}",
+                    "category": f"game-{label}",
+                }
+            )
+    path = digit_folder.parent / "frames.csv"
+    pd.DataFrame(rows).to_csv(path, index=False)
+    return path
+
+
+def test_periods_by_length_split_by_vod_without_leakage(manifest):
+    stream = twitch_periods(StreamOptions(manifest=manifest, period_length="6M", image_size=8))
+    assert [e.name for e in stream.experiences] == [
+        "2020-01-10T12:00/2020-07-10T12:00",
+        "2020-07-10T12:00/2021-01-10T12:00",
+    ]
+    frames = pd.read_csv(manifest)
+    assert stream.is_labeled
+    for experience in stream.experiences:
+        assert len(experience.train) + len(experience.test) == 150
+        # Whole VODs (10 frames of one category) per side: class counts are multiples of 10.
+        for split in (experience.train, experience.test):
+            assert all(c % 10 == 0 for c in split.labels.bincount().tolist())
+    assert len(frames) == 300
+
+
+def test_split_is_deterministic_and_seeded(manifest):
+    def labels(seed):
+        stream = twitch_periods(StreamOptions(manifest=manifest, image_size=8, seed=seed))
+        return [e.test.labels.tolist() for e in stream.experiences]
+
+    assert labels(0) == labels(0)
+    assert labels(0) != labels(1) or labels(0) != labels(2)
+
+
+def test_explicit_periods_and_an_empty_one(manifest):
+    stream = twitch_periods(
+        StreamOptions(manifest=manifest, periods="2020-01-01/2020-04-01,2020-10-01/2021-01-01")
+    )
+    assert stream.num_experiences == 2 and stream.image_size == 32
+    with pytest.raises(ValueError, match="period 2019-01-01/2019-06-01 has no frames"):
+        twitch_periods(StreamOptions(manifest=manifest, periods="2019-01-01/2019-06-01"))
+
+
+def test_unreadable_frames_are_skipped_counted_and_capped(manifest, digit_folder):
+    for n in range(3):
+        (digit_folder / "0" / f"{n}.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match="skipped 3 unreadable image"):
+        stream = twitch_periods(StreamOptions(manifest=manifest, image_size=8))
+    first = stream.experiences[0]
+    assert len(first.train) + len(first.test) == 147
+    with pytest.raises(ValueError, match=r"3 of 150 images are unreadable \(2% > 1%\)"):
+        twitch_periods(StreamOptions(manifest=manifest, image_size=8, max_bad_fraction=0.01))
+
+
+def test_missing_manifest_flag_says_how_to_build_one():
+    with pytest.raises(ValueError, match="twitch-periods needs --manifest"):
+        twitch_periods(StreamOptions())
+
+
+def test_bench_trains_on_the_manifest(manifest, tmp_path):
+    from typer.testing import CliRunner
+
+    from cl_ssl.cli import app
+
+    result = CliRunner().invoke(
+        app,
+        [
+            "bench",
+            "--stream",
+            "twitch-periods",
+            "--manifest",
+            str(manifest),
+            "--strategy",
+            "lwf-ssl",
+            "--image-size",
+            "8",
+            "--batch-size",
+            "32",
+            "--device",
+            "cpu",
+            "--out",
+            str(tmp_path),
+            "--run",
+            "tw",
+            "--no-progress",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    tidy = pd.read_csv(tmp_path / "tw" / "lwf-ssl" / "metrics.csv")
+    assert sorted(tidy.train_exp.unique()) == [-1, 0, 1]
+    assert torch.isfinite(torch.tensor(tidy.value.to_numpy())).all()

@@ -143,7 +143,7 @@ def make_stream(
     for position, exp in enumerate(experiences):
         if len(exp.train) == 0:
             raise ValueError(f"experience '{exp.name}' of stream '{name}' has no images")
-        train = _cap(exp.train, options.max_images, options.seed + position)
+        train = cap_images(exp.train, options.max_images, options.seed + position)
         test = exp.test
         if test is None:
             train_idx, test_idx = split_indices(
@@ -152,7 +152,7 @@ def make_stream(
             train, test = train.subset(train_idx), train.subset(test_idx)
         else:
             cap = None if options.max_images is None else max(1, options.max_images // 9)
-            test = _cap(test, cap, options.seed + position)
+            test = cap_images(test, cap, options.seed + position)
         if len(test) == 0:
             raise ValueError(
                 f"experience '{exp.name}' of stream '{name}' is too small for a test split "
@@ -166,7 +166,8 @@ def make_stream(
     return SSLStream(name, benchmark, ready, image_size, dict(augment_overrides or {}))
 
 
-def _cap(dataset: ImageTensorDataset, cap: int | None, seed: int) -> ImageTensorDataset:
+def cap_images(dataset: ImageTensorDataset, cap: int | None, seed: int) -> ImageTensorDataset:
+    """At most ``cap`` images of ``dataset``: a seeded random subset in the original order."""
     if cap is None or len(dataset) <= cap:
         return dataset
     keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:cap]

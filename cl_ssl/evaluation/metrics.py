@@ -31,19 +31,17 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
-import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
 from cl_ssl.augment import TwoViewAugment
 from cl_ssl.config import EvalConfig
-from cl_ssl.data.images import ImageTensorDataset
 from cl_ssl.evaluation import continual
 from cl_ssl.evaluation.clustering import kmeans_scores
 from cl_ssl.evaluation.features import FeatureSet, extract_features
 from cl_ssl.evaluation.knn import knn_top1
 from cl_ssl.evaluation.linear_probe import linear_probe_top1
-from cl_ssl.streams import ExperienceData
+from cl_ssl.streams import ExperienceData, cap_images
 
 EXPERIENCE_TAG = re.compile(
     r"^(?P<name>\w+?)_Exp/eval_phase/test_stream/(?:Task\d+/)?Exp(?P<j>\d+)$"
@@ -60,13 +58,6 @@ FIGURE_SUFFIXES = {
 def tidy_metric_name(tag_name: str) -> str:
     """Avalanche metric name -> tidy name: ``Loss`` -> ``ssl_loss``, ``kNN20`` -> ``knn20``."""
     return {"Loss": "ssl_loss"}.get(tag_name, tag_name.lower())
-
-
-def _cap(dataset: ImageTensorDataset, limit: int | None, seed: int) -> ImageTensorDataset:
-    if limit is None or len(dataset) <= limit:
-        return dataset
-    generator = torch.Generator().manual_seed(seed)
-    return dataset.subset(torch.randperm(len(dataset), generator=generator)[:limit])
 
 
 def representation_scores(train: FeatureSet, test: FeatureSet, config: EvalConfig) -> dict:
@@ -122,7 +113,7 @@ class RepresentationMetrics(PluginMetric[dict]):
         if data.test is None or not data.train.is_labeled or not data.test.is_labeled:
             return []
         backbone, device = strategy.model.backbone, strategy.device
-        train = _cap(data.train, self.config.max_train_images, self.config.seed)
+        train = cap_images(data.train, self.config.max_train_images, self.config.seed)
         batch = strategy.eval_mb_size
         scores = representation_scores(
             extract_features(backbone, self.augment, train, batch, device),

@@ -19,6 +19,7 @@ The bench directory gets ``summary.md``/``summary.csv`` (one row per strategy) a
 from __future__ import annotations
 
 import json
+import os
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -195,6 +196,8 @@ def run_strategy(
     rows: list[dict] = []
     train_seconds = eval_seconds = 0.0
 
+    tag_names: dict[str, None] = {}  # Avalanche metric names measured, in order
+
     def evaluate(after: int) -> None:
         nonlocal eval_seconds
         start = time.perf_counter()
@@ -203,6 +206,7 @@ def run_strategy(
         for key, value in metrics.items():
             match = EXPERIENCE_TAG.match(key)
             if match:
+                tag_names[match["name"]] = None
                 rows.append(
                     {
                         "strategy": name,
@@ -213,10 +217,13 @@ def run_strategy(
                         "value": float(value),
                     }
                 )
-        pd.DataFrame(rows, columns=TIDY_COLUMNS).to_csv(directory / "metrics.csv", index=False)
+        # Temp file + rename: a run stopped mid-write still has the previous complete table.
+        partial = directory / "metrics.csv.partial"
+        pd.DataFrame(rows, columns=TIDY_COLUMNS).to_csv(partial, index=False)
+        os.replace(partial, directory / "metrics.csv")
 
     evaluate(-1)
-    write_layout(tensorboard.writer, [m for m in _tag_names(rows)])
+    write_layout(tensorboard.writer, list(tag_names))
     for experience in benchmark.train_stream:
         start = time.perf_counter()
         strategy.train(experience, eval_streams=[])
@@ -255,14 +262,6 @@ def run_strategy(
     }
     write_hparams(directory, hparams, final)
     return result
-
-
-def _tag_names(rows: list[dict]) -> list[str]:
-    """Avalanche tag names (``Loss``, ``kNN20``, ...) of the tidy metrics measured."""
-    names = {"ssl_loss": "Loss", "knn20": "kNN20", "knn200": "kNN200", "linear": "Linear"}
-    names |= {"nmi": "NMI", "ari": "ARI"}
-    measured = dict.fromkeys(row["metric"] for row in rows)
-    return [names.get(m, m) for m in measured]
 
 
 def _write_results(result: StrategyResult, config: BenchConfig, stream: SSLStream) -> pd.DataFrame:

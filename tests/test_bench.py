@@ -2,7 +2,8 @@ import pandas as pd
 import pytest
 
 from cl_ssl.bench import run_bench
-from cl_ssl.reporting.tables import TIDY_COLUMNS, loss_increase
+from cl_ssl.evaluation.continual import backward_transfer
+from cl_ssl.reporting.tables import TIDY_COLUMNS
 
 
 def test_same_seed_gives_identical_matrices(tiny_bench):
@@ -38,7 +39,7 @@ def test_unknown_strategy_fails_before_loading_data(tiny_bench):
         run_bench(tiny_bench("naive,nope"))
 
 
-def test_loss_increase_by_hand():
+def test_loss_rise_on_old_experiences_by_hand():
     matrix = pd.DataFrame([[1.0, 5.0, 5.0], [2.0, 1.0, 5.0], [3.0, 1.5, 1.0]])
     # (3 - 1) and (1.5 - 1) averaged over the two earlier experiences.
-    assert loss_increase(matrix) == pytest.approx(1.25)
+    assert backward_transfer(matrix.to_numpy()) == pytest.approx(1.25)

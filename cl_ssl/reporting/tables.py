@@ -1,8 +1,10 @@
-"""Tidy metric rows -> the R matrix and the one-row-per-strategy summary."""
+"""Tidy metric rows (the columns every run writes) and the R matrix as a table."""
 
 from __future__ import annotations
 
 import pandas as pd
+
+from cl_ssl.evaluation.continual import tidy_matrix
 
 TIDY_COLUMNS = ["strategy", "seed", "metric", "train_exp", "eval_exp", "value"]
 
@@ -13,18 +15,7 @@ def result_matrix(tidy: pd.DataFrame, metric: str = "ssl_loss") -> pd.DataFrame:
     Rows are training experiences 0..T-1 (the untrained model's row, ``train_exp == -1``,
     is left out); columns are evaluation experiences.
     """
-    rows = tidy[(tidy["metric"] == metric) & (tidy["train_exp"] >= 0)]
-    matrix = rows.pivot_table(index="train_exp", columns="eval_exp", values="value")
+    values, _baseline = tidy_matrix(tidy, metric)
+    matrix = pd.DataFrame(values)
     matrix.index.name, matrix.columns.name = "after exp", "eval exp"
     return matrix
-
-
-def loss_increase(matrix: pd.DataFrame) -> float:
-    """Mean over j < T-1 of R[T-1][j] - R[j][j]: the SSL loss's rise on earlier experiences.
-
-    Positive means forgetting; NaN with a single experience.
-    """
-    last = matrix.shape[0] - 1
-    if last < 1:
-        return float("nan")
-    return float(sum(matrix.iloc[last, j] - matrix.iloc[j, j] for j in range(last)) / last)

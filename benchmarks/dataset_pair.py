@@ -46,6 +46,7 @@ def dataset_pair(options: StreamOptions) -> SSLStream:
             Path(name).name,
             harmonise(data.train, size, channels),
             None if data.test is None else harmonise(data.test, size, channels),
+            domain=name,
         )
         for name, data in loaded
     ]

@@ -1,6 +1,6 @@
 """``split``: class-incremental tasks of any labeled dataset (``--dataset NAME --tasks N``).
 
-The classes are shuffled with ``--seed`` and cut into ``--tasks`` near-equal groups; task k
+The classes are shuffled with ``--split-seed`` and cut into ``--tasks`` near-equal groups; task k
 holds the images of group k (from the training split, and the test split when the dataset
 has one, else a seeded 90/10 split). Any registry dataset or ImageFolder path works, e.g.
 ``--dataset cifar10 --data-root ../shared/data/cifar10`` or ``--dataset fashion-mnist``.
@@ -31,7 +31,7 @@ def class_order(classes: list[int], seed: int) -> list[int]:
 
 @register_stream("split")
 def split(options: StreamOptions) -> SSLStream:
-    """--tasks class-incremental tasks of --dataset, class order fixed by --seed."""
+    """--tasks class-incremental tasks of --dataset, class order fixed by --split-seed."""
     if not options.dataset:
         raise ValueError("split needs --dataset NAME (e.g. cifar10, fashion-mnist, digits)")
     data = load_dataset(options.dataset, options.data_root)
@@ -41,7 +41,7 @@ def split(options: StreamOptions) -> SSLStream:
     channels = data.train.images.shape[1]
     train = harmonise(data.train, size, channels)
     test = None if data.test is None else harmonise(data.test, size, channels)
-    order = class_order(sorted(set(train.labels.tolist())), options.seed)
+    order = class_order(sorted(set(train.labels.tolist())), options.split_seed)
     names = train.label_names
     experiences = []
     for group in class_groups(len(order), options.tasks):

@@ -55,7 +55,7 @@ def twitch_periods(options: StreamOptions) -> SSLStream:
     for position, rows in enumerate(assign_periods(frames, periods)):
         name = period_name(periods[position])
         if options.max_images is not None and len(rows) > options.max_images:
-            rows = rows.sample(n=options.max_images, random_state=options.seed + position)
+            rows = rows.sample(n=options.max_images, random_state=options.split_seed + position)
             rows = rows.sort_values("timestamp", kind="stable")
         images, kept = decode_images(list(rows["path"]), size, options.max_bad_fraction)
         rows = rows.iloc[kept]
@@ -70,7 +70,7 @@ def twitch_periods(options: StreamOptions) -> SSLStream:
         period = ImageTensorDataset(images, labels, tuple(names))
         groups = list(rows["vod_id"]) if (rows["vod_id"] != "").all() else None
         train_idx, test_idx = split_indices(
-            len(period), options.test_fraction, options.seed + position, groups
+            len(period), options.test_fraction, options.split_seed + position, groups
         )
         experiences.append(ExperienceData(name, period.subset(train_idx), period.subset(test_idx)))
     return make_stream("twitch-periods", experiences, size, options)

@@ -1,10 +1,13 @@
-"""Run strategies one after another on one stream and seed, and keep every result.
+"""Run strategies one after another on one stream, for one or more seeds, and keep every result.
 
-For each strategy run of a :class:`BenchConfig`, :func:`run_strategy` rebuilds the model
-from the same seed, trains it experience by experience in :class:`SSLTemplate` with the
-strategy's plugins, evaluates on every experience's test set after each one (and once
-before training: the FWT baseline), and writes ``<out>/<run>/<strategy>/``:
+For each seed and each strategy run of a :class:`BenchConfig` (seed-major, so the first
+seed's full comparison is on disk before the second starts), :func:`run_strategy` rebuilds
+the model from that seed, trains it experience by experience in :class:`SSLTemplate` with
+the strategy's plugins, evaluates on every experience's test (or validation) split after
+each one (and once before training: the FWT baseline), and writes
+``<out>/<run>/<strategy>/seed<s>/``:
 
+- ``config.json``: the run's full configuration, written before training starts,
 - TensorBoard events (Avalanche's logger; identical tags across strategies, a custom-scalars
   layout and an hparams entry),
 - ``metrics.csv``: tidy rows (strategy, seed, metric, train_exp, eval_exp, value),
@@ -12,8 +15,11 @@ before training: the FWT baseline), and writes ``<out>/<run>/<strategy>/``:
 - ``checkpoints/exp<k>.pt``: the model after experience k (:func:`cl_ssl.load_encoder`),
 - ``results.json``: config, timings, every metric's R matrix and figures.
 
-The bench directory gets ``summary.md``/``summary.csv`` (one row per strategy) and
-``plots/`` (learning curves, forgetting bars, R heatmaps).
+The bench directory gets ``summary.md``/``summary.csv`` (one row per strategy, mean ± std
+over seeds, ranked by the final all-classes accuracy), ``summary_stats.csv`` (mean, std
+and 95% interval of every figure) and ``plots/`` (learning curves, forgetting bars, R
+heatmaps). Data splits and class order come from ``--split-seed`` and stay fixed across
+training seeds, so the spread over seeds is training variance.
 """
 
 from __future__ import annotations
@@ -38,6 +44,8 @@ from cl_ssl.config import BenchConfig, TrainConfig
 from cl_ssl.evaluation.continual import tidy_figures, tidy_matrix
 from cl_ssl.evaluation.metrics import (
     EXPERIENCE_TAG,
+    STREAM_TAG,
+    UNION,
     ContinualFigures,
     RepresentationMetrics,
     tidy_metric_name,
@@ -46,7 +54,7 @@ from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.progress import ProgressPlugin
 from cl_ssl.registry import backbones, methods, streams
 from cl_ssl.reporting.plots import write_plots
-from cl_ssl.reporting.report import headline_table
+from cl_ssl.reporting.summary import headline_table, summary_stats
 from cl_ssl.reporting.tables import TIDY_COLUMNS, result_matrix
 from cl_ssl.reporting.tensorboard import write_hparams, write_layout
 from cl_ssl.strategy import build_plugins, parse_spec, run_name
@@ -66,11 +74,17 @@ class StrategyResult:
     directory: Path
     representation_seconds: float = 0.0
     steps: int = 0
+    seed: int = 0
 
     @property
     def ms_per_step(self) -> float:
         """Mean training step time (all plugins' work included), in milliseconds."""
         return 1000 * self.train_seconds / self.steps if self.steps else float("nan")
+
+    @property
+    def images_per_step(self) -> float:
+        """Mean images (each two views) per training step: replay's compute shows here."""
+        return self.images_seen / self.steps if self.steps else float("nan")
 
     @property
     def images_per_second(self) -> float:
@@ -91,35 +105,39 @@ class StrategyResult:
         """Metrics this run measured, in measurement order."""
         return list(dict.fromkeys(self.metrics["metric"]))
 
-    def timings(self, seed: int) -> dict:
+    def timings(self) -> dict:
         """The run's timing row for :func:`cl_ssl.reporting.report.headline_table`."""
         return {
             "strategy": self.name,
-            "seed": seed,
+            "seed": self.seed,
             "train_s": self.train_seconds,
             "eval_s": self.eval_seconds,
             "images_per_s": self.images_per_second,
             "ms_per_step": self.ms_per_step,
+            "images_per_step": self.images_per_step,
         }
 
 
 @dataclass
 class BenchResult:
-    """Every strategy's result and the run directory."""
+    """Every (strategy, seed) result and the run directory."""
 
     directory: Path
     strategies: list[StrategyResult]
-    seed: int = 0
 
     @property
     def tidy(self) -> pd.DataFrame:
         """Every strategy's tidy rows."""
         return pd.concat([r.metrics for r in self.strategies], ignore_index=True)
 
+    @property
+    def timings(self) -> pd.DataFrame:
+        """One timing row per (strategy, seed)."""
+        return pd.DataFrame([r.timings() for r in self.strategies])
+
     def summary(self, numeric: bool = True) -> pd.DataFrame:
-        """One row per strategy: headline figures (final, forgetting, BWT, ...) and cost."""
-        timings = pd.DataFrame([r.timings(self.seed) for r in self.strategies])
-        return headline_table(self.tidy, timings, numeric=numeric)
+        """One row per strategy: stability and plasticity figures side by side, and cost."""
+        return headline_table(self.tidy, self.timings, numeric=numeric)
 
 
 def resolve_device(device: str) -> torch.device:
@@ -160,8 +178,9 @@ def run_strategy(
     name = run_name(run)
     directory.mkdir(parents=True, exist_ok=True)
     device = resolve_device(train.device)
-    # Same seed before building anything: every strategy starts from the same weights
-    # and sees the same data order and augmentations.
+    _write_json(directory / "config.json", run_config(config, stream, name))
+    # Same seed before building anything: every strategy starts from the same weights;
+    # the template reseeds each experience from (seed, k) so data order and views match too.
     RNGManager.set_random_seeds(train.seed)
     model, method = build_model(train, stream.image_size)
     augment_config = replace(method.augment_config(stream.image_size), **stream.augment_overrides)
@@ -190,7 +209,8 @@ def run_strategy(
         device=device,
         plugins=plugins,
         evaluator=evaluator,
-        eval_seed=train.seed,
+        eval_seed=config.stream_options.split_seed,
+        train_seed=train.seed,
     )
     benchmark = stream.benchmark
     rows: list[dict] = []
@@ -204,7 +224,7 @@ def run_strategy(
         metrics = strategy.eval(benchmark.test_stream)
         eval_seconds += time.perf_counter() - start
         for key, value in metrics.items():
-            match = EXPERIENCE_TAG.match(key)
+            match = EXPERIENCE_TAG.match(key) or STREAM_TAG.match(key)
             if match:
                 tag_names[match["name"]] = None
                 rows.append(
@@ -213,7 +233,7 @@ def run_strategy(
                         "seed": train.seed,
                         "metric": tidy_metric_name(match["name"]),
                         "train_exp": after,
-                        "eval_exp": int(match["j"]),
+                        "eval_exp": int(match["j"]) if "j" in match.groupdict() else UNION,
                         "value": float(value),
                     }
                 )
@@ -247,17 +267,24 @@ def run_strategy(
         directory,
         representation.seconds,
         strategy.steps_trained,
+        train.seed,
     )
     figures = _write_results(result, config, stream)
     tensorboard.writer.close()  # flush the event file now, not at interpreter exit
-    hparams = {"strategy": name, "stream": config.stream, **asdict(train)}
+    hparams = {
+        "strategy": name,
+        "stream": config.stream,
+        "eval_split": stream.eval_split,
+        "split_seed": config.stream_options.split_seed,
+        **asdict(train),
+    }
     for plugin_name, options in config.strategy_options.items():
         if plugin_name in run:
             hparams.update({f"{plugin_name}.{k}": v for k, v in options.items()})
     final = {
         f"{row.metric}_{figure}": getattr(row, figure)
         for row in figures.itertuples()
-        for figure in ("final", "forgetting", "bwt")
+        for figure in ("final_union", "final", "forgetting", "plasticity", "bwt")
         if pd.notna(getattr(row, figure))
     }
     write_hparams(directory, hparams, final)
@@ -274,17 +301,14 @@ def _write_results(result: StrategyResult, config: BenchConfig, stream: SSLStrea
             "untrained": None if baseline is None else _json_floats(baseline),
         }
     payload = {
-        "strategy": result.name,
-        "stream": config.stream,
+        **run_config(config, stream, result.name),
         "experiences": stream.num_experiences,
-        "train": asdict(config.train),
-        "evaluation": asdict(config.evaluation),
-        "strategy_options": config.strategy_options,
         "train_seconds": result.train_seconds,
         "eval_seconds": result.eval_seconds,
         "representation_eval_seconds": result.representation_seconds,
         "images_per_second": result.images_per_second,
         "steps": result.steps,
+        "images_per_step": result.images_per_step,
         "ms_per_step": result.ms_per_step,
         "matrices": matrices,
         "figures": {
@@ -292,8 +316,30 @@ def _write_results(result: StrategyResult, config: BenchConfig, stream: SSLStrea
             for row in figures.to_dict("records")
         },
     }
-    (result.directory / "results.json").write_text(json.dumps(payload, indent=2, default=str))
+    _write_json(result.directory / "results.json", payload)
     return figures
+
+
+def run_config(config: BenchConfig, stream: SSLStream, strategy: str) -> dict:
+    """Everything that defines one (strategy, seed) run, as JSON-ready values."""
+    names = set(strategy.split("+"))
+    return {
+        "strategy": strategy,
+        "stream": config.stream,
+        "stream_options": asdict(config.stream_options),
+        "split_seed": config.stream_options.split_seed,
+        "eval_split": stream.eval_split,
+        "train": asdict(config.train),
+        "evaluation": asdict(config.evaluation),
+        "strategy_options": {k: v for k, v in config.strategy_options.items() if k in names},
+    }
+
+
+def _write_json(path: Path, payload: dict) -> None:
+    # Temp file + rename: a reader never sees half a file.
+    partial = path.with_name(path.name + ".partial")
+    partial.write_text(json.dumps(payload, indent=2, default=str))
+    os.replace(partial, path)
 
 
 def _json_float(value: float) -> float | None:
@@ -305,19 +351,36 @@ def _json_floats(values) -> list:
 
 
 def run_bench(config: BenchConfig) -> BenchResult:
-    """Run every strategy of ``config`` and write the run directory with its summary."""
+    """Run every strategy of ``config`` for every seed; write the run directory and summary."""
     runs = parse_spec(config.strategies)  # fail on a bad name before loading any data
     stream_factory = streams.get(config.stream)
     resolve_device(config.train.device)
     stream = stream_factory(config.stream_options)
     run = config.run_name or f"{config.stream}-{datetime.now():%Y%m%d-%H%M%S}"
     directory = Path(config.out) / run
-    results = [run_strategy(stream, r, config, directory / run_name(r)) for r in runs]
-    bench = BenchResult(directory, results, config.train.seed)
-    summary = bench.summary()
-    summary.to_csv(directory / "summary.csv", index=False)
-    (directory / "summary.md").write_text(
-        bench.summary(numeric=False).to_markdown(index=False) + "\n"
-    )
+    results = []
+    for seed in config.seeds:
+        seeded = replace(config, train=replace(config.train, seed=seed))
+        for r in runs:
+            path = directory / run_name(r) / f"seed{seed}"
+            results.append(run_strategy(stream, r, seeded, path))
+    bench = BenchResult(directory, results)
+    write_summary(bench, stream)
     write_plots(bench.tidy, directory / "plots")
     return bench
+
+
+def write_summary(bench: BenchResult, stream: SSLStream) -> None:
+    """``summary.md`` (with the protocol named), ``summary.csv`` and ``summary_stats.csv``."""
+    directory = bench.directory
+    bench.summary().to_csv(directory / "summary.csv", index=False)
+    summary_stats(bench.tidy, bench.timings).to_csv(directory / "summary_stats.csv", index=False)
+    seeds = sorted({r.seed for r in bench.strategies})
+    header = (
+        f"Stream `{stream.name}`, evaluated on the {stream.eval_split} splits; "
+        f"seeds {', '.join(map(str, seeds))} (mean ± std over seeds). Accuracies use the "
+        "all-classes protocol (kNN bank and linear probe over every experience's training "
+        "images, scored on the union of the evaluation splits) unless marked per-experience."
+    )
+    table = bench.summary(numeric=False).to_markdown(index=False)
+    (directory / "summary.md").write_text(f"{header}\n\n{table}\n")

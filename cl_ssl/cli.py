@@ -63,7 +63,23 @@ def bench(
     backbone: Annotated[str, typer.Option(help="Backbone name.")] = "small_resnet",
     method: Annotated[str, typer.Option(help="SSL method name.")] = "simclr",
     augment: Annotated[str, typer.Option(help="batched (Kornia) or lightly.")] = "batched",
-    seed: Annotated[int, typer.Option(help="Seed shared by every strategy.")] = 0,
+    seed: Annotated[int, typer.Option(help="Training seed shared by every strategy.")] = 0,
+    seeds: Annotated[
+        str | None,
+        typer.Option(
+            help="Training seeds, e.g. 0,1,2: every strategy runs for each (overrides --seed)."
+        ),
+    ] = None,
+    split_seed: Annotated[
+        int, typer.Option(help="Seed of data caps, splits and class order (fixed across seeds).")
+    ] = 0,
+    val_fraction: Annotated[
+        float,
+        typer.Option(
+            help="Hold out this share of each experience's training images and "
+            "evaluate on it instead of the test splits (for tuning)."
+        ),
+    ] = 0.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     data_root: Annotated[Path | None, typer.Option(help="Dataset root on disk.")] = None,
     image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
@@ -96,6 +112,9 @@ def bench(
         list[str] | None, typer.Option(help="Stream option KEY=VALUE (repeatable).")
     ] = None,
     knn_k: Annotated[str, typer.Option(help="kNN neighbour counts, comma-separated.")] = "20,200",
+    eval_protocols: Annotated[
+        str, typer.Option(help="Evaluation protocols: all (all-classes), experience, or both.")
+    ] = "all,experience",
     eval_max_train: Annotated[
         int | None, typer.Option(help="Cap on kNN-bank/probe training images per experience.")
     ] = 10_000,
@@ -127,7 +146,8 @@ def bench(
             ),
             stream_options=StreamOptions(
                 data_root=data_root,
-                seed=seed,
+                split_seed=split_seed,
+                val_fraction=val_fraction,
                 image_size=image_size,
                 max_images=max_images,
                 manifest=manifest,
@@ -140,34 +160,39 @@ def bench(
                 extra=parse_pairs(stream_opt or [], "--stream-opt"),
             ),
             evaluation=EvalConfig(
+                protocols=tuple(p.strip() for p in eval_protocols.split(",") if p.strip()),
                 knn_k=parse_ints(knn_k, "--knn-k"),
                 linear_probe=linear_probe,
                 kmeans=kmeans,
                 max_train_images=eval_max_train,
                 checkpoints=checkpoints,
-                seed=seed,
+                seed=split_seed,
             ),
             strategy_options=parse_option_flags(opt or []),
             out=out,
             run_name=run,
             progress=progress,
+            training_seeds=parse_ints(seeds, "--seeds") if seeds else (),
         )
         backbones.get(backbone)
         methods.get(method)
         result = run_bench(config)
     except USER_ERRORS as error:
         fail(error)
+    first_seed = result.strategies[0].seed
     for strategy_result in result.strategies:
-        for metric, title in (("ssl_loss", "SSL loss"), ("knn20", "kNN-20 top-1")):
+        if strategy_result.seed != first_seed:
+            continue  # the matrices of one seed; every seed's are in its results.json
+        for metric, title in (("ssl_loss", "SSL loss"), ("all_linear", "all-classes linear")):
             if metric not in strategy_result.metric_names:
                 continue
             typer.echo(
-                f"\n{title} R[i][j] ({strategy_result.name}): after training experience i, "
-                "on experience j's test set"
+                f"\n{title} R[i][j] ({strategy_result.name}, seed {first_seed}): after "
+                "training experience i, on experience j's evaluation split"
             )
             matrix = strategy_result.matrix(metric)
             typer.echo(matrix.to_string(float_format="{:.4f}".format))
-    typer.echo("\n" + result.summary(numeric=False).to_markdown(index=False))
+    typer.echo("\n" + (result.directory / "summary.md").read_text())
     typer.echo(f"\nresults: {result.directory}  (tensorboard --logdir {result.directory})")
 
 
@@ -178,9 +203,14 @@ def report(
         "runs/report"
     ),
 ) -> None:
-    """Merge runs and seeds into one table (mean ± std over seeds) and one set of plots."""
+    """Merge runs and seeds into one table (mean ± std over seeds) and one set of plots.
+
+    Refuses two runs of one (strategy, seed), and runs of different streams or budgets:
+    a mean over them would mix different experiments.
+    """
     from cl_ssl.reporting.plots import write_plots
-    from cl_ssl.reporting.report import figures_table, headline_table, load_runs
+    from cl_ssl.reporting.report import load_runs
+    from cl_ssl.reporting.summary import figures_by_seed, headline_table, summary_stats
 
     try:
         runs = load_runs(directories)
@@ -190,7 +220,8 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     table.to_csv(out / "report.csv", index=False)
     (out / "report.md").write_text(table.to_markdown(index=False) + "\n")
-    figures_table(runs.tidy).to_csv(out / "figures.csv", index=False)
+    figures_by_seed(runs.tidy).to_csv(out / "figures.csv", index=False)
+    summary_stats(runs.tidy, runs.timings).to_csv(out / "report_stats.csv", index=False)
     runs.tidy.to_csv(out / "metrics.csv", index=False)
     write_plots(runs.tidy, out)
     typer.echo(table.to_markdown(index=False))
@@ -200,7 +231,13 @@ def report(
 @app.command()
 def finetune(
     checkpoint: Annotated[Path, typer.Option(help="checkpoints/exp<k>.pt from clssl bench.")],
-    data: Annotated[str, typer.Option(help="Dataset name or ImageFolder path.")],
+    data: Annotated[
+        str,
+        typer.Option(
+            help="'stream': the checkpoint's stream's test splits (never trained on); or a "
+            "dataset name or ImageFolder path, minus the images the stream trained on."
+        ),
+    ] = "stream",
     data_root: Annotated[Path | None, typer.Option(help="Root for datasets on disk.")] = None,
     train_per_class: Annotated[
         int | None, typer.Option(help="Labeled training images per class.")
@@ -211,6 +248,13 @@ def finetune(
     seed: Annotated[int, typer.Option(help="Seed of subset, split and head.")] = 0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
     out: Annotated[Path | None, typer.Option(help="CSV path of the report.")] = None,
+    leak_check: Annotated[
+        bool,
+        typer.Option(
+            help="Drop the images the stream trained on from --data (needs the run's "
+            "config.json); --no-leak-check finetunes on a checkpoint without one."
+        ),
+    ] = True,
 ) -> None:
     """Frozen encoder + MLP head on a small labeled set: scikit-learn classification report."""
     from cl_ssl.bench import resolve_device
@@ -228,6 +272,7 @@ def finetune(
             lr=lr,
             seed=seed,
             device=str(resolve_device(device)),
+            leak_check=leak_check,
         )
         result = run_finetune(config)
     except USER_ERRORS as error:
@@ -235,6 +280,7 @@ def finetune(
     csv = out or checkpoint.with_name(f"{checkpoint.stem}-finetune-{Path(data).name}.csv")
     csv.parent.mkdir(parents=True, exist_ok=True)
     result.table.to_csv(csv, index_label="class")
+    typer.echo(f"labeled data: {result.source}")
     typer.echo(f"{result.train_images} labeled training images, {result.test_images} test images\n")
     typer.echo(result.text)
     typer.echo(f"report: {csv}")

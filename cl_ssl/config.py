@@ -55,6 +55,9 @@ class EvalConfig:
     """What is measured after every experience, on every experience's test set.
 
     Attributes:
+        protocols: ``all`` (bank and probe over the training images of every experience,
+            scored on every test split and their union: the protocol papers report) and/or
+            ``experience`` (each experience's own classes only).
         knn_k: Neighbour counts of the weighted kNN accuracy.
         knn_temperature: Temperature of the kNN vote weights exp(sim / T).
         linear_probe: Fit a logistic-regression probe on the training split's features.
@@ -62,9 +65,11 @@ class EvalConfig:
         max_train_images: Cap on training images per experience used as the kNN memory bank
             and the probe's training set (a seeded random subset); None keeps all.
         checkpoints: Save the model after every experience (``checkpoints/exp<k>.pt``).
-        seed: Seed of the subset and of k-means.
+        seed: Seed of the subset and of k-means (the split seed: the same for every
+            training seed, so seeds measure training variance only).
     """
 
+    protocols: tuple[str, ...] = ("all", "experience")
     knn_k: tuple[int, ...] = (20, 200)
     knn_temperature: float = 0.07
     linear_probe: bool = True
@@ -76,24 +81,32 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if any(k < 1 for k in self.knn_k):
             raise ValueError(f"--knn-k values must be at least 1, got {self.knn_k}")
+        unknown = set(self.protocols) - {"all", "experience"}
+        if unknown or not self.protocols:
+            raise ValueError(
+                f"unknown evaluation protocol(s) {sorted(unknown)}; choose from: all, experience"
+            )
         if self.max_train_images is not None and self.max_train_images < 1:
             raise ValueError("--eval-max-train must be at least 1")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    """One comparison: strategies run one after another on one stream with one seed.
+    """One comparison: strategies run one after another on one stream, for each seed.
 
     Attributes:
         stream: Stream registry name.
         strategies: Strategy spec, e.g. ``"naive,lwf-ssl+replay"``.
-        train: Training settings shared by every strategy.
+        train: Training settings shared by every strategy (``train.seed`` is replaced by
+            each of ``seeds`` in turn).
         evaluation: What is measured after every experience.
         stream_options: How the stream is built.
         strategy_options: Per-strategy options, ``{"lwf-ssl": {"lambda": "1"}}``.
         out: Parent folder of run directories.
         run_name: Name of this run's directory (default: stream and time).
         progress: Show progress bars.
+        training_seeds: Seeds of model init, data order and views (``--seeds 0,1,2``);
+            empty means ``(train.seed,)``.
     """
 
     stream: str
@@ -105,3 +118,13 @@ class BenchConfig:
     out: Path = Path("runs")
     run_name: str | None = None
     progress: bool = True
+    training_seeds: tuple[int, ...] = ()
+
+    def __post_init__(self) -> None:
+        if len(set(self.training_seeds)) != len(self.training_seeds):
+            raise ValueError(f"--seeds repeats a seed: {list(self.training_seeds)}")
+
+    @property
+    def seeds(self) -> tuple[int, ...]:
+        """The training seeds to run, in order."""
+        return self.training_seeds or (self.train.seed,)

@@ -25,10 +25,15 @@ class StreamOptions:
 
     Attributes:
         data_root: Root of the dataset on disk (ImageFolder layout for ``cifar10-split``).
-        seed: Seed of every random choice a stream makes (splits, class order).
+        split_seed: Seed of every random choice a stream makes (caps, splits, class order).
+            Fixed by default and independent of the training seed, so a spread over
+            ``--seeds`` measures training variance on identical data.
         image_size: Side of the square training input; None keeps the stream's default.
         max_images: Cap on images per experience (before the test split), for quick runs.
         test_fraction: Share of an experience held out for testing when it has no test set.
+        val_fraction: Share of each experience's training images held out as a validation
+            split; when > 0 every evaluation runs on the validation splits and the test
+            splits are never touched (tune defaults this way, never on test data).
         manifest: Frame manifest CSV (``twitch-periods``).
         periods: Explicit periods ``START/END[,START/END...]`` (``twitch-periods``).
         period_length: Period length such as ``6M`` when ``periods`` is not given.
@@ -40,10 +45,11 @@ class StreamOptions:
     """
 
     data_root: Path | None = None
-    seed: int = 0
+    split_seed: int = 0
     image_size: int | None = None
     max_images: int | None = None
     test_fraction: float = 0.1
+    val_fraction: float = 0.0
     manifest: Path | None = None
     periods: str | None = None
     period_length: str | None = None
@@ -56,15 +62,22 @@ class StreamOptions:
     def __post_init__(self) -> None:
         if not 0.0 <= self.max_bad_fraction <= 1.0:
             raise ValueError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
+        if not 0.0 <= self.val_fraction < 1.0:
+            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
 
 
 @dataclass
 class ExperienceData:
-    """One period or task: a name, its training images and, if it has one, a test set."""
+    """One period or task: a name, its training images and, if it has one, a test set.
+
+    ``domain`` names the label space the labels belong to (the source dataset): class 3 of
+    ``cifar10`` and class 3 of ``fashion-mnist`` are different classes for evaluation.
+    """
 
     name: str
     train: ImageTensorDataset
     test: ImageTensorDataset | None = None
+    domain: str = ""
 
 
 @dataclass
@@ -78,6 +91,8 @@ class SSLStream:
         image_size: Side of the square input the augmentation produces.
         augment_overrides: AugmentConfig fields this data needs changed from the method's
             defaults (e.g. tiny digits: larger crops, no mirror images).
+        eval_split: ``"test"``, or ``"val"`` when ``experiences[j].test`` holds a
+            validation split carved from the training images (``--val-fraction``).
     """
 
     name: str
@@ -85,6 +100,7 @@ class SSLStream:
     experiences: list[ExperienceData]
     image_size: int
     augment_overrides: dict[str, object] = field(default_factory=dict)
+    eval_split: str = "test"
 
     @property
     def is_labeled(self) -> bool:
@@ -135,7 +151,10 @@ def make_stream(
     """Wrap per-period datasets as an Avalanche benchmark (one experience each).
 
     Periods without a test set get a deterministic ``options.test_fraction`` split seeded
-    by ``options.seed`` and the period's position; ``options.max_images`` caps each period.
+    by ``options.split_seed`` and the period's position; ``options.max_images`` caps each
+    period. With ``options.val_fraction`` > 0 a validation split is carved out of each
+    period's training images and takes the test split's place, so nothing downstream can
+    read the test images.
     """
     if not experiences:
         raise ValueError(f"stream '{name}' has no experiences: check its data source")
@@ -143,27 +162,33 @@ def make_stream(
     for position, exp in enumerate(experiences):
         if len(exp.train) == 0:
             raise ValueError(f"experience '{exp.name}' of stream '{name}' has no images")
-        train = cap_images(exp.train, options.max_images, options.seed + position)
+        seed = options.split_seed + position
+        train = cap_images(exp.train, options.max_images, seed)
         test = exp.test
         if test is None:
-            train_idx, test_idx = split_indices(
-                len(train), options.test_fraction, options.seed + position
-            )
+            train_idx, test_idx = split_indices(len(train), options.test_fraction, seed)
             train, test = train.subset(train_idx), train.subset(test_idx)
         else:
             cap = None if options.max_images is None else max(1, options.max_images // 9)
-            test = cap_images(test, cap, options.seed + position)
+            test = cap_images(test, cap, seed)
+        if options.val_fraction > 0:
+            # A different seed from the test split's, so val never mirrors test's positions.
+            train_idx, val_idx = split_indices(len(train), options.val_fraction, seed + 7_919)
+            train, test = train.subset(train_idx), train.subset(val_idx)
         if len(test) == 0:
             raise ValueError(
                 f"experience '{exp.name}' of stream '{name}' is too small for a test split "
                 f"({len(exp.train)} images): give it at least 2"
             )
-        ready.append(ExperienceData(exp.name, train, test))
+        ready.append(ExperienceData(exp.name, train, test, exp.domain))
     benchmark = benchmark_from_datasets(
         train=[as_classification_dataset(e.train) for e in ready],
         test=[as_classification_dataset(e.test) for e in ready],
     )
-    return SSLStream(name, benchmark, ready, image_size, dict(augment_overrides or {}))
+    eval_split = "val" if options.val_fraction > 0 else "test"
+    return SSLStream(
+        name, benchmark, ready, image_size, dict(augment_overrides or {}), eval_split
+    )
 
 
 def cap_images(dataset: ImageTensorDataset, cap: int | None, seed: int) -> ImageTensorDataset:

@@ -1,10 +1,12 @@
 """SSLTemplate: Avalanche's supervised template with an SSL criterion and two-view batches.
 
 Each minibatch arrives as raw uint8 images ``(x, y)``; the template moves it to the device,
-turns ``x`` into two augmented views ``[B, 2, 3, S, S]`` with its :class:`TwoViewAugment`,
-and uses the SSL method as the criterion. Labels ``y`` ride along for evaluation only: the
-SSL loss never reads them. Everything else is Avalanche's: every plugin hook
-(``before_training_exp``, ``before_backward``, ``after_training_exp``, ...) fires as usual.
+turns ``x`` into two augmented views ``[B, 2, 3, S, S]`` with its :class:`TwoViewAugment`
+right after the plugins' ``before_forward`` (so a plugin may swap raw images in or out of
+the batch there, e.g. replay at equal compute), and uses the SSL method as the criterion.
+Labels ``y`` ride along for evaluation only: the SSL loss never reads them. Everything else
+is Avalanche's: every plugin hook (``before_training_exp``, ``before_backward``,
+``after_training_exp``, ...) fires as usual.
 
 Plugins add loss terms in exactly one place, :meth:`SSLTemplate.add_loss_term`, from
 ``before_backward``; the template keeps the named terms of the current step for logging.
@@ -12,14 +14,23 @@ Plugins add loss terms in exactly one place, :meth:`SSLTemplate.add_loss_term`, 
 Evaluation augments with a fixed seed per (experience, minibatch), so the evaluation SSL
 loss of two models, or of two strategies, is computed on identical views, and evaluating
 never consumes the training random stream.
+
+Every strategy sees the same batches and views in *every* experience, not just the first:
+the global random state is reseeded from ``(train_seed, k)`` once the plugins'
+``before_training_exp`` has run, just before experience k's first epoch. Whatever a plugin
+drew between experiences (EWC's Fisher pass, a buffer update, a predictor's
+initialisation) cannot shift another strategy's data order; plugins that draw *during*
+training use their own :class:`torch.Generator` (see :func:`experience_seed`).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from avalanche.core import BasePlugin
+from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 from avalanche.training.templates import SupervisedTemplate
 from torch import Tensor
@@ -28,6 +39,20 @@ from torch.optim import Optimizer
 from cl_ssl.augment import TwoViewAugment
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.models.ssl_model import SSLModel
+
+
+def experience_seed(seed: int, experience: int, stream: str = "train") -> int:
+    """A 32-bit seed derived from ``(seed, experience, stream)`` (NumPy's SeedSequence).
+
+    ``stream`` names an independent random stream (e.g. ``"replay"``), so a plugin's own
+    generator never correlates with the template's.
+
+    Example:
+        >>> experience_seed(0, 2) != experience_seed(0, 3) != experience_seed(1, 2)
+        True
+    """
+    entropy = [seed, experience, *stream.encode()]
+    return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
 class SSLTemplate(SupervisedTemplate):
@@ -46,6 +71,8 @@ class SSLTemplate(SupervisedTemplate):
         plugins: Avalanche plugins, strategy plugins included.
         evaluator: Avalanche evaluation plugin.
         eval_seed: Seed of the evaluation augmentation.
+        train_seed: Experience k's data order and views are seeded from
+            ``(train_seed, k)``; None leaves the global random state alone.
 
     Example:
         >>> strategy = SSLTemplate(
@@ -67,6 +94,7 @@ class SSLTemplate(SupervisedTemplate):
         plugins: Sequence[BasePlugin] | None = None,
         evaluator: EvaluationPlugin | None = None,
         eval_seed: int = 0,
+        train_seed: int | None = None,
     ) -> None:
         kwargs = {} if evaluator is None else {"evaluator": evaluator}
         super().__init__(
@@ -84,6 +112,7 @@ class SSLTemplate(SupervisedTemplate):
         self.method = method
         self.augment = augment
         self.eval_seed = eval_seed
+        self.train_seed = train_seed
         self.loss_terms: dict[str, Tensor] = {}
         self.images_trained = 0  # images (each two views) through training steps, all plugins'
         self.steps_trained = 0
@@ -105,12 +134,22 @@ class SSLTemplate(SupervisedTemplate):
         return self.augment(images.to(self.device))
 
     # -- Avalanche overrides ------------------------------------------------------------
+    def _before_training_exp(self, **kwargs) -> None:
+        super()._before_training_exp(**kwargs)  # dataset, loader, optimizer, plugins
+        if self.train_seed is not None:
+            k = self.experience.current_experience
+            RNGManager.set_random_seeds(experience_seed(self.train_seed, k))
+
+    def _before_forward(self, **kwargs) -> None:
+        super()._before_forward(**kwargs)  # plugins see (and may change) raw images
+        if self.is_training:
+            self.mbatch[0] = self.augment(self.mbatch[0])
+
     def _unpack_minibatch(self) -> None:
         super()._unpack_minibatch()
         images = self.mbatch[0]
         if self.is_training:
-            self.mbatch[0] = self.augment(images)
-            return
+            return  # augmented after the plugins' before_forward
         seed = self.eval_seed + 100_003 * self.experience.current_experience
         torch.manual_seed(seed + self._eval_batch_index)
         self.mbatch[0] = self.augment(images)

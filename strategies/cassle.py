@@ -1,31 +1,66 @@
 """CaSSLe: self-supervised models are continual learners (Fini et al., CVPR 2022).
 
 From the second experience on, a frozen copy of the previous model is the teacher and a
-predictor g (MLP) maps the student's projections into the teacher's projection space. The
-SSL loss itself is the distillation term:
+predictor g (MLP) maps the student's projections into the teacher's projection space:
 
-    L = L_ssl + weight * mean_v L_ssl( g(z_student^v), z_teacher^v )
+    L = L_ssl + weight * L_distill( g(z_student), z_teacher )
 
-(see ``cl_ssl.losses.cassle``). The predictor persists across experiences and is trained
-with its own optimizer of the strategy's type and learning rate, stepped with the model's:
-Avalanche rebuilds the model optimizer from the model's parameters at every experience, and
-the predictor is not part of the embedding users keep.
+For SimCLR, L_distill is CaSSLe's contrastive form with its own temperature (0.2, not
+SimCLR's 0.5); other methods use their own loss on (g(z_student^v), z_teacher^v) per view
+(``cl_ssl.losses.cassle``).
+
+What follows the paper code (github.com/DonkeyShot21/cassle):
+
+- the predictor is trained by the main optimizer, with the model's settings
+  (``cassle/distillers/contrastive.py`` adds it to ``learnable_params``, which
+  ``cassle/methods/base.py: configure_optimizers`` turns into parameter groups with the
+  base lr and weight decay). Here it joins ``strategy.optimizer`` as one more parameter
+  group with group 0's settings, once: Avalanche's ``update_optimizer`` keeps parameters it
+  does not find in the model (``remove_params=False``). The predictor persists across
+  experiences (the paper reloads it with the previous task's checkpoint);
+- the distillation term, ``simclr_distill_loss_func`` in ``cassle/losses/simclr.py``,
+  symmetrised over (prediction, teacher) as in ``contrastive.py``, with
+  ``distill_temperature`` 0.2 and ``distill_lamb`` 1;
+- the teacher's BatchNorm uses batch statistics (``teacher_bn="batch"``): the frozen
+  encoder/projector are deep copies kept inside the LightningModule
+  (``cassle/distillers/base.py``), so Lightning's ``model.train()`` puts them in train mode.
+
+Where it differs: CaSSLe forwards each view separately (per-view BatchNorm statistics in
+encoder, projector and predictor); here every network sees a step's B*V views at once, as
+the template's student does. The predictor's width is read from the first distillation
+step's projections (no probe pass through the student) and its initialisation draws from
+its own seed, ``experience_seed(train_seed, k, "cassle")``, not the training stream.
 
 Example:
-    clssl bench --stream digits-periods --strategy naive,cassle
+    clssl bench --stream digits-periods --strategy naive,cassle --opt cassle.temperature=0.2
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Literal
 
 import torch
 from avalanche.core import SupervisedPlugin
-from torch import nn
+from torch import Tensor, nn
 
-from cl_ssl.losses.cassle import cassle_distillation, cassle_predictor
-from cl_ssl.models.ssl_model import frozen_copy
+from cl_ssl.losses.cassle import (
+    cassle_predictor,
+    contrastive_distillation,
+    predict_views,
+    ssl_loss_distillation,
+)
+from cl_ssl.methods.simclr import SimCLR
 from cl_ssl.registry import register_strategy
+from cl_ssl.teacher import BN_MODES, Teacher
+from cl_ssl.template import experience_seed
+
+# Methods with a distillation form of their own: (predicted, teacher, temperature) -> term.
+# Any other method falls back to its own loss on (prediction, teacher) pairs.
+DISTILLATIONS: dict[type, Callable[[Tensor, Tensor, float], Tensor]] = {
+    SimCLR: contrastive_distillation,
+}
 
 
 @dataclass(frozen=True)
@@ -33,59 +68,73 @@ class CaSSLeOptions:
     """CaSSLe options (``--opt cassle.KEY=VALUE``).
 
     Attributes:
-        weight: Weight of the distillation term (CaSSLe uses 1).
+        weight: Weight of the distillation term (CaSSLe's ``distill_lamb``, 1).
+        temperature: Temperature of the contrastive distillation (CaSSLe's
+            ``distill_temperature``, 0.2), independent of the SSL method's; unused by
+            methods that fall back to their own loss.
         hidden_dim: Predictor hidden size; None means twice the projection size.
+        teacher_bn: ``batch`` (BatchNorm on batch statistics, as the paper code) or
+            ``eval`` (running statistics); see ``cl_ssl.teacher``.
     """
 
     weight: float = 1.0
+    temperature: float = 0.2
     hidden_dim: int | None = None
+    teacher_bn: Literal["eval", "batch"] = "batch"
 
 
 @register_strategy("cassle")
 class CaSSLePlugin(SupervisedPlugin):
-    """Predictive distillation of the previous model through the SSL loss."""
+    """Predictive distillation of the previous model (teacher) through a trained predictor."""
 
     Options = CaSSLeOptions
 
     def __init__(self, options: CaSSLeOptions | None = None) -> None:
         super().__init__()
-        self.options = options or CaSSLeOptions()
-        if self.options.weight < 0:
-            raise ValueError(f"cassle.weight must be >= 0, got {self.options.weight}")
-        self.teacher: nn.Module | None = None
+        self.options = options = options or CaSSLeOptions()
+        if options.weight < 0:
+            raise ValueError(f"cassle.weight must be >= 0, got {options.weight}")
+        if options.temperature <= 0:
+            raise ValueError(f"cassle.temperature must be > 0, got {options.temperature}")
+        if options.hidden_dim is not None and options.hidden_dim < 1:
+            raise ValueError(f"cassle.hidden-dim must be >= 1 or none, got {options.hidden_dim}")
+        if options.teacher_bn not in BN_MODES:
+            raise ValueError(
+                f"cassle.teacher-bn must be 'eval' or 'batch', got {options.teacher_bn!r}"
+            )
+        self.teacher = Teacher(options.teacher_bn)
         self.predictor: nn.Module | None = None
-        self.predictor_optimizer: torch.optim.Optimizer | None = None
-        self._trained_experiences = 0
 
     def before_training_exp(self, strategy, *args, **kwargs) -> None:
-        if not self._trained_experiences:
-            return  # nothing to distil yet: the first experience runs like naive
-        self.teacher = frozen_copy(strategy.model)
-        if self.predictor is None:
-            dim = strategy.model.head(
-                torch.zeros(2, strategy.model.feature_dim, device=strategy.device)
-            ).shape[1]
-            self.predictor = cassle_predictor(dim, self.options.hidden_dim).to(strategy.device)
-            group = strategy.optimizer.param_groups[0]
-            self.predictor_optimizer = type(strategy.optimizer)(
-                self.predictor.parameters(), lr=group["lr"]
-            )
-        self.predictor.train()
-
-    def after_training_exp(self, strategy, *args, **kwargs) -> None:
-        self._trained_experiences += 1
+        self.teacher.refresh(strategy)  # none on the first experience: it runs like naive
 
     def before_backward(self, strategy, *args, **kwargs) -> None:
-        if self.teacher is None:
+        if not self.teacher.active or self.options.weight == 0:
             return
-        self.predictor_optimizer.zero_grad()
-        with torch.no_grad():
-            teacher = self.teacher(strategy.mb_x).projections
-        term = cassle_distillation(
-            strategy.method.loss, self.predictor, strategy.mb_output.projections, teacher
-        )
+        student = strategy.mb_output.projections
+        if self.predictor is None:
+            self.predictor = self._make_predictor(strategy, student.shape[-1])
+        target = self.teacher(strategy.mb_x).projections
+        predicted = predict_views(self.predictor, student)
+        term = self._term(strategy.method, predicted, target)
         strategy.add_loss_term("distill", self.options.weight * term)
 
-    def after_update(self, strategy, *args, **kwargs) -> None:
-        if self.teacher is not None:
-            self.predictor_optimizer.step()
+    def _term(self, method, predicted: Tensor, target: Tensor) -> Tensor:
+        for cls in type(method).__mro__:
+            if cls in DISTILLATIONS:
+                return DISTILLATIONS[cls](predicted, target, self.options.temperature)
+        return ssl_loss_distillation(method.loss, predicted, target)
+
+    def _make_predictor(self, strategy, dim: int) -> nn.Module:
+        k = strategy.experience.current_experience
+        # Its own seed: creating it must not shift the training stream's draws.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(experience_seed(strategy.train_seed or 0, k, "cassle"))
+            predictor = cassle_predictor(dim, self.options.hidden_dim)
+        predictor = predictor.to(strategy.device)
+        # Trained like the model: one more group of the main optimizer with group 0's
+        # settings (lr, momentum, weight decay), added once; Avalanche keeps it thereafter.
+        group = strategy.optimizer.param_groups[0]
+        settings = {key: value for key, value in group.items() if key != "params"}
+        strategy.optimizer.add_param_group({**settings, "params": list(predictor.parameters())})
+        return predictor

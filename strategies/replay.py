@@ -1,20 +1,29 @@
-"""Replay: a fixed-size buffer of raw past images mixed into every SSL batch.
+"""Replay: a fixed-size buffer of raw past images mixed into the SSL batches.
 
-Avalanche's ``ReplayPlugin`` and storage policies work unchanged on unlabeled data (the
-buffer stores dataset items, raw uint8 images with their dummy targets), so this file only
-maps options onto them. Buffered images are raw: they are augmented by the template like
-the current batch, fresh views every time they are replayed.
+The buffer is Avalanche's storage policy, unchanged on unlabeled data (it stores dataset
+items: raw uint8 images with their dummy targets and task labels). Buffered images are raw:
+the template augments them like the current batch, fresh views every time they are replayed.
 
 - ``experience-balanced`` (default): the buffer is split equally between the experiences
   seen so far (random images of each).
 - ``reservoir``: reservoir sampling over every image seen, regardless of experience.
 
-From the second experience on, each step's batch is ``batch_size`` current images plus
-``batch-size-mem`` buffered ones (default: the training batch size, so steps are twice as
-large, as in Avalanche).
+How buffered images join a step (``mode``), from the second experience on:
+
+- ``equal`` (default): equal compute with every other strategy. The template's loader is
+  kept (same steps, same order of new images as naive); in each step of B images the last
+  ``m`` rows (``batch-size-mem``, default B // 2; a shorter last step of b images replaces
+  ``b * m // B``) are replaced by buffered images drawn with the plugin's own generator
+  (seeded by ``experience_seed(train_seed, k, "replay")``; without repetition when the
+  buffer holds enough). A step is B images, half new and half replayed, and an epoch has
+  naive's number of steps. The trade-off: each step sees only B - m new images, so an epoch
+  touches half of the new data (a different half each epoch, the loader reshuffles) at
+  naive's cost; NT-Xent, which depends on the batch size, sees naive's batch size.
+- ``double``: Avalanche's ``ReplayDataLoader``: each step is B new images plus
+  ``batch-size-mem`` buffered ones (default B), so steps are twice naive's size and cost.
 
 Example:
-    clssl bench --stream digits-periods --strategy replay --opt replay.mem-size=200
+    clssl bench --stream digits-periods --strategy naive,replay --opt replay.mem-size=200
 """
 
 from __future__ import annotations
@@ -22,10 +31,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+import torch
 from avalanche.training.plugins import ReplayPlugin as AvalancheReplayPlugin
 from avalanche.training.storage_policy import ExperienceBalancedBuffer, ReservoirSamplingBuffer
+from torch import Tensor
+from torch.utils.data import default_collate
 
 from cl_ssl.registry import register_strategy
+from cl_ssl.template import experience_seed
 
 
 @dataclass(frozen=True)
@@ -35,35 +48,95 @@ class ReplayOptions:
     Attributes:
         mem_size: Images kept in the buffer.
         policy: ``experience-balanced`` or ``reservoir``.
-        batch_size_mem: Buffered images per step; None means the training batch size.
+        mode: ``equal`` (buffered images replace part of each step) or ``double`` (they are
+            added to it).
+        batch_size_mem: Buffered images per full step; None means half the training batch
+            size in ``equal`` mode (must stay below it) and the whole of it in ``double``.
     """
 
     mem_size: int = 200
     policy: Literal["experience-balanced", "reservoir"] = "experience-balanced"
+    mode: Literal["equal", "double"] = "equal"
     batch_size_mem: int | None = None
+
+
+def materialise(buffer, device: torch.device | str) -> list[Tensor]:
+    """Every item of ``buffer`` collated into one tensor per field (images, labels, tasks)."""
+    items = [buffer[i] for i in range(len(buffer))]
+    return [field.to(device) for field in default_collate(items)]
 
 
 @register_strategy("replay")
 class ReplayPlugin(AvalancheReplayPlugin):
-    """Avalanche replay with a label-free storage policy."""
+    """Avalanche's storage policies; buffered images replace (or join) each step's images."""
 
     Options = ReplayOptions
 
     def __init__(self, options: ReplayOptions | None = None) -> None:
-        self.options = options or ReplayOptions()
-        if self.options.mem_size < 1:
-            raise ValueError(f"replay.mem-size must be at least 1, got {self.options.mem_size}")
-        if self.options.policy == "reservoir":
-            policy = ReservoirSamplingBuffer(self.options.mem_size)
+        self.options = options = options or ReplayOptions()
+        if options.mem_size < 1:
+            raise ValueError(f"replay.mem-size must be at least 1, got {options.mem_size}")
+        if options.mode not in ("equal", "double"):
+            raise ValueError(f"replay.mode must be 'equal' or 'double', got {options.mode!r}")
+        if options.batch_size_mem is not None and options.batch_size_mem < 1:
+            raise ValueError(
+                f"replay.batch-size-mem must be at least 1 or none, got {options.batch_size_mem}"
+            )
+        if options.policy == "reservoir":
+            policy = ReservoirSamplingBuffer(options.mem_size)
         else:
-            policy = ExperienceBalancedBuffer(self.options.mem_size, adaptive_size=True)
+            policy = ExperienceBalancedBuffer(options.mem_size, adaptive_size=True)
         super().__init__(
-            mem_size=self.options.mem_size,
-            batch_size_mem=self.options.batch_size_mem,
-            storage_policy=policy,
+            mem_size=options.mem_size, batch_size_mem=options.batch_size_mem, storage_policy=policy
+        )
+        self.memory: list[Tensor] | None = None  # the buffer on the device, equal mode
+        self.generator: torch.Generator | None = None
+        self.replayed = 0  # buffered rows of a full step, equal mode
+
+    def before_training_exp(self, strategy, *args, **kwargs) -> None:
+        if self.options.mode == "double":
+            super().before_training_exp(strategy, *args, **kwargs)  # Avalanche's loader
+            return
+        if len(self.storage_policy.buffer) == 0:
+            return  # first experience: nothing to replay, it runs like naive
+        batch = strategy.train_mb_size
+        self.replayed = self.options.batch_size_mem or batch // 2
+        if not 0 < self.replayed < batch:
+            raise ValueError(
+                f"replay.batch-size-mem={self.replayed} must be between 1 and the batch size "
+                f"minus 1 ({batch - 1}) in equal mode: lower it or use replay.mode=double"
+            )
+        # Once per experience, not per step: the buffer is small and steps are many.
+        self.memory = materialise(self.storage_policy.buffer, strategy.device)
+        k = strategy.experience.current_experience
+        self.generator = torch.Generator().manual_seed(
+            experience_seed(strategy.train_seed or 0, k, "replay")
         )
 
+    def before_forward(self, strategy, *args, **kwargs) -> None:
+        if self.memory is None:
+            return
+        batch = strategy.mbatch
+        size = batch[0].shape[0]
+        count = size * self.replayed // strategy.train_mb_size
+        if count == 0:
+            return
+        if len(batch) != len(self.memory):
+            raise ValueError(
+                f"buffer items have {len(self.memory)} fields but batches {len(batch)}: "
+                "replay needs the stream's (image, label, task) items"
+            )
+        available = self.memory[0].shape[0]
+        if available >= count:
+            index = torch.randperm(available, generator=self.generator)[:count]
+        else:
+            index = torch.randint(available, (count,), generator=self.generator)
+        index = index.to(batch[0].device)
+        for j, field in enumerate(self.memory):
+            batch[j] = torch.cat([batch[j][: size - count], field[index].to(batch[j].dtype)])
+
     def after_training_exp(self, strategy, **kwargs) -> None:
+        self.memory = None
         # Avalanche 0.6.0's ReplayPlugin calls the storage policy's deprecated update(),
         # which forces its DeprecationWarning on; post_adapt is the same update, current API.
         self.storage_policy.post_adapt(strategy, strategy.experience)

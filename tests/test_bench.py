@@ -18,17 +18,26 @@ def test_same_seed_gives_identical_matrices(tiny_bench):
 def test_run_directory_holds_events_tidy_csv_and_summary(tiny_bench):
     config = tiny_bench()
     result = run_bench(config)
-    directory = config.out / "test" / "naive"
+    directory = config.out / "test" / "naive" / "seed0"
     assert list(directory.glob("events.out.tfevents.*"))
     tidy = pd.read_csv(directory / "metrics.csv")
     assert list(tidy.columns) == TIDY_COLUMNS
     # One untrained row (-1) plus one row per experience, each over all 5 test sets.
     assert sorted(tidy["train_exp"].unique()) == [-1, 0, 1, 2, 3, 4]
-    assert set(tidy["metric"]) == {"ssl_loss", "knn20", "knn200", "linear", "nmi", "ari"}
-    assert (tidy.groupby("metric").size() == 6 * 5).all()
-    assert (config.out / "test" / "summary.md").read_text().startswith("| strategy")
+    scores = {"knn20", "knn200", "linear", "nmi", "ari"}
+    protocols = {f"{p}_{s}" for p in ("all", "exp") for s in scores}
+    assert set(tidy["metric"]) == {"ssl_loss"} | protocols
+    per_split = tidy[tidy["eval_exp"] >= 0]
+    assert (per_split.groupby("metric").size() == 6 * 5).all()
+    # The all-classes protocol adds one row per pass on the union of the test splits.
+    union = tidy[tidy["eval_exp"] == -1]
+    assert set(union["metric"]) == {f"all_{s}" for s in scores}
+    assert (union.groupby("metric").size() == 6).all()
+    text = (config.out / "test" / "summary.md").read_text()
+    assert "all-classes protocol" in text and "\n| strategy" in text
     summary = result.summary()
-    assert summary.loc[0, "images/s"] > 0 and summary.loc[0, "ms/step"] > 0
+    assert summary.loc[0, "ms/step"] > 0
+    assert 0 < summary.loc[0, "images/step"] <= 32
     assert summary.loc[0, "final SSL loss"] == pytest.approx(
         result.strategies[0].loss_matrix.iloc[-1].mean()
     )
@@ -43,3 +52,30 @@ def test_loss_rise_on_old_experiences_by_hand():
     matrix = pd.DataFrame([[1.0, 5.0, 5.0], [2.0, 1.0, 5.0], [3.0, 1.5, 1.0]])
     # (3 - 1) and (1.5 - 1) averaged over the two earlier experiences.
     assert backward_transfer(matrix.to_numpy()) == pytest.approx(1.25)
+
+
+def test_seeds_run_every_strategy_on_the_same_data_and_report_the_spread(tiny_bench):
+    from dataclasses import replace
+
+    config = replace(tiny_bench("naive"), training_seeds=(0, 1))
+    result = run_bench(config)
+    assert [(r.name, r.seed) for r in result.strategies] == [("naive", 0), ("naive", 1)]
+    directory = config.out / "test" / "naive"
+    assert sorted(p.name for p in directory.iterdir()) == ["seed0", "seed1"]
+    import json
+
+    configs = [json.loads((directory / s / "config.json").read_text()) for s in ("seed0", "seed1")]
+    assert [c["train"]["seed"] for c in configs] == [0, 1]
+    assert configs[0]["stream_options"] == configs[1]["stream_options"]
+    losses = [r.loss_matrix for r in result.strategies]
+    assert not losses[0].equals(losses[1])  # training differs; the data (split seed) do not
+    summary = result.summary(numeric=False)
+    assert summary.loc[0, "seeds"] == 2 and "95% CI" in summary.columns
+    assert (config.out / "test" / "summary_stats.csv").exists()
+
+
+def test_repeated_seeds_are_refused(tiny_bench):
+    from dataclasses import replace
+
+    with pytest.raises(ValueError, match="--seeds repeats a seed"):
+        replace(tiny_bench(), training_seeds=(0, 0))

@@ -61,8 +61,9 @@ def test_bench_prints_the_loss_matrix(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "SSL loss R[i][j] (naive)" in result.output
-    assert (tmp_path / "cli" / "naive" / "metrics.csv").exists()
+    assert "SSL loss R[i][j] (naive, seed 0)" in result.output
+    assert "final acc (all-classes linear)" in result.output
+    assert (tmp_path / "cli" / "naive" / "seed0" / "metrics.csv").exists()
 
 
 def test_list_shows_every_registry():

@@ -81,3 +81,20 @@ def test_class_helpers():
         torch.zeros(6, 1, 2, 2, dtype=torch.uint8), torch.tensor([0, 1, 2] * 2)
     )
     assert select_classes(mixed, [0, 2]).labels.tolist() == [0, 2, 0, 2]
+
+
+def test_val_fraction_replaces_test_by_a_split_of_the_training_images():
+    images = torch.arange(60, dtype=torch.uint8).view(60, 1, 1, 1).expand(60, 1, 4, 4).clone()
+    full = ImageTensorDataset(images, torch.zeros(60, dtype=torch.long))
+    test = ImageTensorDataset(images[:6].clone() + 100, torch.zeros(6, dtype=torch.long))
+    experiences = [ExperienceData("e", full, test)]
+    plain = make_stream("s", experiences, 4, StreamOptions())
+    tuned = make_stream("s", experiences, 4, StreamOptions(val_fraction=0.2))
+    assert plain.eval_split == "test" and tuned.eval_split == "val"
+    ids = lambda d: set(d.images[:, 0, 0, 0].tolist())  # noqa: E731
+    train, val = tuned.experiences[0].train, tuned.experiences[0].test
+    assert len(val) == 12 and len(train) == 48
+    assert ids(train).isdisjoint(ids(val)) and ids(train) | ids(val) == ids(full)
+    assert ids(val).isdisjoint(ids(test))  # the test images are nowhere in the stream
+    with pytest.raises(ValueError, match="--val-fraction must be in"):
+        StreamOptions(val_fraction=1.0)

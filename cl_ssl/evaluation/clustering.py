@@ -11,6 +11,7 @@ Example:
 
 from __future__ import annotations
 
+import numpy as np
 import torch.nn.functional as F
 from sklearn.cluster import KMeans
 from sklearn.metrics import adjusted_rand_score, normalized_mutual_info_score
@@ -25,11 +26,15 @@ def clustering_scores(clusters, labels) -> dict[str, float]:
     }
 
 
+def kmeans_clusters(features: Tensor, k: int, seed: int = 0) -> np.ndarray:
+    """Cluster ids ``[N]`` of k-means (k clusters) on the L2-normalised ``features``."""
+    if k < 2 or len(features) < k:
+        raise ValueError(f"k-means needs at least two classes (k >= 2) and k images, got k={k}")
+    points = F.normalize(features.float(), dim=1).numpy()
+    return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(points)
+
+
 def kmeans_scores(features: Tensor, labels: Tensor, seed: int = 0) -> dict[str, float]:
     """k-means with one cluster per class, then :func:`clustering_scores`."""
     k = len(set(labels.tolist()))
-    if k < 2 or len(features) < k:
-        raise ValueError(f"k-means needs at least two classes and k images, got k={k}")
-    points = F.normalize(features.float(), dim=1).numpy()
-    clusters = KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(points)
-    return clustering_scores(clusters, labels.numpy())
+    return clustering_scores(kmeans_clusters(features, k, seed), labels.numpy())

@@ -9,6 +9,9 @@ is better (accuracy, NMI) and -1 where lower is (the SSL loss):
 - backward transfer:    BWT = 1/(T-1) sum_{j<T-1} (R[T-1][j] - R[j][j])
 - forward transfer:     FWT = 1/(T-1) sum_{j>=1} (R[j-1][j] - b[j])
                         (Lopez-Paz & Ranzato, NeurIPS 2017)
+- plasticity:           P = 1/T sum_j R[j][j]   (each experience right after learning it)
+- avg incremental:      AIA = 1/T sum_i (1/(i+1) sum_{j<=i} R[i][j])
+                        (Rebuffi et al., CVPR 2017: the seen average over the whole stream)
 - relative forgetting:  100/(T-1) sum_{j<T-1} f * (R[j][j] - R[T-1][j]) / |R[j][j]|   in %
                         (for the SSL loss: how much the loss on old data rose, in %)
 
@@ -93,11 +96,29 @@ def relative_forgetting_pct(R: np.ndarray, higher_is_better: bool = True) -> flo
     return _mean(terms) if last else float("nan")
 
 
+def plasticity(R: np.ndarray) -> float:
+    """Mean of the diagonal: how well each experience was learnt right after training on it."""
+    R = np.asarray(R, dtype=float)
+    return _mean(np.diag(R)) if R.size else float("nan")
+
+
+def average_incremental(R: np.ndarray) -> float:
+    """Mean over training steps of the seen average (average incremental accuracy)."""
+    return _mean(seen_average(R)) if np.asarray(R).size else float("nan")
+
+
+FIGURES = (
+    "final", "avg_incremental", "plasticity", "forgetting", "bwt", "fwt", "forgetting_pct"
+)
+
+
 def figures(R: np.ndarray, baseline: np.ndarray | None, metric: str) -> dict[str, float]:
     """Every figure above for one metric's matrix, keyed by short names."""
     better = higher_is_better(metric)
     return {
         "final": final_average(R),
+        "avg_incremental": average_incremental(R),
+        "plasticity": plasticity(R),
         "forgetting": average_forgetting(R, better),
         "bwt": backward_transfer(R),
         "fwt": forward_transfer(R, baseline) if baseline is not None else float("nan"),
@@ -106,8 +127,11 @@ def figures(R: np.ndarray, baseline: np.ndarray | None, metric: str) -> dict[str
 
 
 def tidy_matrix(tidy: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """(R, baseline) of ``metric`` from tidy rows; the baseline is the ``train_exp == -1`` row."""
-    rows = tidy[tidy["metric"] == metric]
+    """(R, baseline) of ``metric`` from tidy rows; the baseline is the ``train_exp == -1`` row.
+
+    Rows on the union of the test splits (``eval_exp == -1``) are not part of R.
+    """
+    rows = tidy[(tidy["metric"] == metric) & (tidy["eval_exp"] >= 0)]
     table = rows.pivot_table(index="train_exp", columns="eval_exp", values="value", dropna=False)
     # Square over every experience of the run, even ones this metric could not measure.
     experiences = range(int(max(tidy["eval_exp"].max(), tidy["train_exp"].max())) + 1)
@@ -118,13 +142,22 @@ def tidy_matrix(tidy: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray
     return trained.to_numpy(dtype=float), baseline
 
 
+def union_final(tidy: pd.DataFrame, metric: str) -> float:
+    """``metric`` on the union of every test split after the last experience (NaN if none)."""
+    rows = tidy[(tidy["metric"] == metric) & (tidy["eval_exp"] == -1) & (tidy["train_exp"] >= 0)]
+    return float(rows.sort_values("train_exp")["value"].iloc[-1]) if len(rows) else float("nan")
+
+
 def tidy_figures(tidy: pd.DataFrame) -> pd.DataFrame:
-    """One row per metric of ``tidy`` (one strategy, one seed) with every figure."""
+    """One row per metric of ``tidy`` (one strategy, one seed) with every figure.
+
+    ``final_union`` is the metric on the union of all test splits after the last
+    experience (the all-classes protocol's headline); NaN for metrics without union rows.
+    """
     rows = []
     for metric in sorted(set(tidy["metric"])):
         R, baseline = tidy_matrix(tidy, metric)
         if R.size:
-            rows.append({"metric": metric, **figures(R, baseline, metric)})
-    return pd.DataFrame(
-        rows, columns=["metric", "final", "forgetting", "bwt", "fwt", "forgetting_pct"]
-    )
+            found = figures(R, baseline, metric)
+            rows.append({"metric": metric, "final_union": union_final(tidy, metric), **found})
+    return pd.DataFrame(rows, columns=["metric", "final_union", *FIGURES])

@@ -1,18 +1,31 @@
-"""Avalanche metrics: representation quality per experience, and the continual figures.
+"""Avalanche metrics: representation quality under two protocols, and the continual figures.
 
 Both are :class:`~avalanche.evaluation.PluginMetric` s, so their values reach every Avalanche
-logger (TensorBoard, CSV, text) under Avalanche-style names, identical across strategies:
+logger (TensorBoard, CSV, text) under Avalanche-style names, identical across strategies.
 
-- :class:`RepresentationMetrics`, after each evaluated experience j: ``kNN20_Exp``,
-  ``kNN200_Exp``, ``Linear_Exp``, ``NMI_Exp``, ``ARI_Exp``
-  (``<name>/eval_phase/test_stream/Task000/Exp00j``). Features are extracted once per
-  (model, experience), from the test split and the training split (the kNN memory bank and
-  the probe's training set); labels are read for evaluation only. Experiences without labels
-  get no value at all, never a made-up accuracy.
-- :class:`ContinualFigures`, after each whole evaluation pass: for every per-experience metric
-  of the pass (the SSL loss included), the figures of :mod:`cl_ssl.evaluation.continual` over
-  the experiences seen so far: ``<name>_Avg`` (seen average), ``_Forgetting``, ``_BWT``,
-  ``_FWT``, ``_ForgettingPct``.
+:class:`RepresentationMetrics` measures the frozen backbone's features after every training
+experience i under two protocols, each named in every tag, CSV row and table:
+
+- **all-classes** (``All_*``, tidy ``all_knn20``, ``all_linear``, ``all_nmi``, ...; the
+  protocol continual-SSL papers report: CaSSLe, PFR, PNR, solo-learn's offline linear eval):
+  one kNN memory bank and one linear probe fitted on the training images of *every*
+  experience of the stream (labels made unique per source dataset), evaluated on every
+  test split. R[i][j] is the accuracy on experience j's test split and the headline is the
+  accuracy on the *union* of all test splits (``All_*_Stream`` tags, tidy rows with
+  ``eval_exp = UNION``). k-means runs once on the union of the test splits, with one
+  cluster per class; R[i][j] is its NMI/ARI restricted to experience j.
+- **per-experience** (``Exp_*``, tidy ``exp_knn20``, ``exp_linear``, ...): bank, probe and
+  k-means use experience j's own images and classes only. Kept for comparison; with two
+  classes per experience it sits near its ceiling for every strategy and cannot rank them.
+
+Features are extracted once per (model, experience), from the test split and from a seeded
+subset of ``EvalConfig.max_train_images`` training images, and shared by both protocols.
+Labels are read for evaluation only. Experiences without labels get no value at all.
+
+:class:`ContinualFigures`, after each whole evaluation pass, computes for every
+per-experience metric of the pass (the SSL loss included) the figures of
+:mod:`cl_ssl.evaluation.continual` over the experiences seen so far: ``<name>_Avg`` (seen
+average), ``_Forgetting``, ``_BWT``, ``_FWT``, ``_ForgettingPct``, ``_Plasticity``.
 
 The x axis of both is the number of experiences trained (0 = the untrained model), so
 curves of strategies with different step counts (``joint``) line up.
@@ -31,63 +44,98 @@ import time
 from collections.abc import Sequence
 
 import numpy as np
+import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
 from cl_ssl.augment import TwoViewAugment
 from cl_ssl.config import EvalConfig
 from cl_ssl.evaluation import continual
-from cl_ssl.evaluation.clustering import kmeans_scores
+from cl_ssl.evaluation.clustering import clustering_scores, kmeans_clusters
 from cl_ssl.evaluation.features import FeatureSet, extract_features
-from cl_ssl.evaluation.knn import knn_top1
-from cl_ssl.evaluation.linear_probe import linear_probe_top1
+from cl_ssl.evaluation.knn import knn_predict
+from cl_ssl.evaluation.linear_probe import fit_linear_probe
 from cl_ssl.streams import ExperienceData, cap_images
 
 EXPERIENCE_TAG = re.compile(
     r"^(?P<name>\w+?)_Exp/eval_phase/test_stream/(?:Task\d+/)?Exp(?P<j>\d+)$"
 )
+STREAM_TAG = re.compile(r"^(?P<name>All_\w+?)_Stream/eval_phase/test_stream$")
+UNION = -1
+"""``eval_exp`` of the tidy rows measured on the union of every experience's test split."""
+
 FIGURE_SUFFIXES = {
     "Avg": "seen_average",
     "Forgetting": "forgetting",
     "BWT": "bwt",
     "FWT": "fwt",
     "ForgettingPct": "forgetting_pct",
+    "Plasticity": "plasticity",
 }
 
 
 def tidy_metric_name(tag_name: str) -> str:
-    """Avalanche metric name -> tidy name: ``Loss`` -> ``ssl_loss``, ``kNN20`` -> ``knn20``."""
+    """Avalanche name -> tidy name: ``Loss`` -> ``ssl_loss``, ``All_kNN20`` -> ``all_knn20``."""
     return {"Loss": "ssl_loss"}.get(tag_name, tag_name.lower())
 
 
-def representation_scores(train: FeatureSet, test: FeatureSet, config: EvalConfig) -> dict:
-    """Every enabled representation metric for one experience (missing when undefined)."""
-    scores: dict[str, float] = {}
-    if not (train.is_labeled and test.is_labeled) or not len(test.labels):
-        return scores
+def representation_scores(
+    train: FeatureSet, tests: Sequence[FeatureSet], config: EvalConfig
+) -> list[dict[str, float]]:
+    """Every enabled metric on each of ``tests`` from one bank/probe fitted on ``train``.
+
+    The k-means clustering runs once on the union of ``tests`` (one cluster per class), so
+    its per-split NMI/ARI are parts of one clustering. Returns one dict per test split plus
+    a last one for their union; a metric that is undefined (one class, no labels) is absent.
+
+    Example:
+        >>> per_split = representation_scores(train, [test0, test1], EvalConfig())
+        >>> per_split[-1]["Linear"]   # accuracy on test0 + test1
+    """
+    empty: list[dict[str, float]] = [{} for _ in range(len(tests) + 1)]
+    tests = list(tests)
+    if not train.is_labeled or not all(t.is_labeled for t in tests):
+        return empty
+    union = FeatureSet(
+        torch.cat([t.features for t in tests]), torch.cat([t.labels for t in tests])
+    )
+    bounds = np.cumsum([0] + [len(t.labels) for t in tests])
+    parts = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+    parts.append(slice(0, int(bounds[-1])))
+    scores = empty
+    truth = union.labels
+
+    def record(name: str, predicted: torch.Tensor) -> None:
+        for part, row in zip(parts, scores, strict=True):
+            if part.stop > part.start:
+                row[name] = float((predicted[part] == truth[part]).float().mean())
+
     for k in config.knn_k:
-        scores[f"kNN{k}"] = knn_top1(
-            train.features, train.labels, test.features, test.labels, k, config.knn_temperature
+        record(
+            f"kNN{k}",
+            knn_predict(train.features, train.labels, union.features, k, config.knn_temperature),
         )
     if config.linear_probe and len(set(train.labels.tolist())) > 1:
-        scores["Linear"] = linear_probe_top1(
-            train.features, train.labels, test.features, test.labels
-        )
-    if config.kmeans:
-        classes = len(set(test.labels.tolist()))
-        if classes > 1 and len(test.labels) >= classes:
-            clustering = kmeans_scores(test.features, test.labels, config.seed)
-            scores["NMI"], scores["ARI"] = clustering["nmi"], clustering["ari"]
+        probe = fit_linear_probe(train.features, train.labels)
+        record("Linear", torch.as_tensor(probe.predict(union.features.numpy())))
+    classes = len(set(truth.tolist()))
+    if config.kmeans and classes > 1 and len(truth) >= classes:
+        clusters = kmeans_clusters(union.features, classes, config.seed)
+        for part, row in zip(parts, scores, strict=True):
+            if len(set(truth[part].tolist())) > 1:
+                found = clustering_scores(clusters[part], truth[part].numpy())
+                row["NMI"], row["ARI"] = found["nmi"], found["ari"]
     return scores
 
 
 class RepresentationMetrics(PluginMetric[dict]):
-    """kNN top-1, linear-probe top-1 and k-means NMI/ARI of the frozen backbone features.
+    """kNN, linear-probe and k-means scores of frozen features, all-classes and per experience.
 
     Args:
-        experiences: The stream's per-experience datasets (train split = memory bank).
+        experiences: The stream's per-experience datasets (their train splits feed the
+            banks and probes, their test splits are scored).
         augment: The run's augmentation; its deterministic ``eval_view`` prepares images.
-        config: Which metrics, k values and caps.
+        config: Which metrics, k values and caps; ``config.protocols`` picks the protocols.
     """
 
     def __init__(
@@ -97,8 +145,10 @@ class RepresentationMetrics(PluginMetric[dict]):
         self.experiences = list(experiences)
         self.augment = augment
         self.config = config
+        self.classes = global_classes(self.experiences)
         self.last: dict[str, float] = {}
         self.seconds = 0.0
+        self._cache: dict[int, tuple[FeatureSet, FeatureSet]] = {}
 
     def reset(self) -> None:
         self.last = {}
@@ -106,28 +156,76 @@ class RepresentationMetrics(PluginMetric[dict]):
     def result(self) -> dict:
         return dict(self.last)
 
-    def after_eval_exp(self, strategy) -> list[MetricValue]:
-        start = time.perf_counter()
-        j = strategy.experience.current_experience
+    def before_eval(self, strategy) -> None:
+        self._cache = {}  # new model weights: features of the previous pass are stale
+
+    def _labeled(self, j: int) -> bool:
         data = self.experiences[j]
-        if data.test is None or not data.train.is_labeled or not data.test.is_labeled:
+        return data.test is not None and data.train.is_labeled and data.test.is_labeled
+
+    def _features(self, strategy, j: int) -> tuple[FeatureSet, FeatureSet]:
+        if j not in self._cache:
+            data = self.experiences[j]
+            train = cap_images(data.train, self.config.max_train_images, self.config.seed)
+            backbone, device = strategy.model.backbone, strategy.device
+            batch = strategy.eval_mb_size
+            pair = []
+            for split in (train, data.test):
+                found = extract_features(backbone, self.augment, split, batch, device)
+                pair.append(FeatureSet(found.features, self._global(j, found.labels)))
+            self._cache[j] = (pair[0], pair[1])
+        return self._cache[j]
+
+    def _global(self, j: int, labels: torch.Tensor) -> torch.Tensor:
+        domain = self.experiences[j].domain
+        return torch.tensor([self.classes[(domain, int(y))] for y in labels.tolist()])
+
+    def after_eval_exp(self, strategy) -> list[MetricValue]:
+        j = strategy.experience.current_experience
+        if "experience" not in self.config.protocols or not self._labeled(j):
             return []
-        backbone, device = strategy.model.backbone, strategy.device
-        train = cap_images(data.train, self.config.max_train_images, self.config.seed)
-        batch = strategy.eval_mb_size
-        scores = representation_scores(
-            extract_features(backbone, self.augment, train, batch, device),
-            extract_features(backbone, self.augment, data.test, batch, device),
-            self.config,
-        )
-        self.last = scores
+        start = time.perf_counter()
+        train, test = self._features(strategy, j)
+        scores = representation_scores(train, [test], self.config)[0]
+        self.last.update({f"Exp_{name}": v for name, v in scores.items()})
         self.seconds += time.perf_counter() - start
         x = strategy.clock.train_exp_counter
         tail = f"eval_phase/test_stream/Task000/Exp{j:03d}"
-        return [MetricValue(self, f"{name}_Exp/{tail}", v, x) for name, v in scores.items()]
+        return [MetricValue(self, f"Exp_{name}_Exp/{tail}", v, x) for name, v in scores.items()]
+
+    def after_eval(self, strategy) -> list[MetricValue]:
+        labeled = [j for j in range(len(self.experiences)) if self._labeled(j)]
+        if "all" not in self.config.protocols or not labeled:
+            return []
+        start = time.perf_counter()
+        features = [self._features(strategy, j) for j in labeled]
+        train = FeatureSet(
+            torch.cat([f[0].features for f in features]), torch.cat([f[0].labels for f in features])
+        )
+        scores = representation_scores(train, [f[1] for f in features], self.config)
+        self.seconds += time.perf_counter() - start
+        x = strategy.clock.train_exp_counter
+        values = []
+        for j, row in zip(labeled, scores[:-1], strict=True):
+            tail = f"eval_phase/test_stream/Task000/Exp{j:03d}"
+            values += [MetricValue(self, f"All_{n}_Exp/{tail}", v, x) for n, v in row.items()]
+        for name, value in scores[-1].items():
+            self.last[f"All_{name}"] = value
+            values.append(MetricValue(self, f"All_{name}_Stream/eval_phase/test_stream", value, x))
+        return values
 
     def __str__(self) -> str:
         return "RepresentationMetrics"
+
+
+def global_classes(experiences: Sequence[ExperienceData]) -> dict[tuple[str, int], int]:
+    """``(domain, label) -> class id``, unique across the source datasets of a stream."""
+    pairs = set()
+    for data in experiences:
+        for split in (data.train, data.test):
+            if split is not None and split.is_labeled:
+                pairs.update((data.domain, int(y)) for y in split.labels.unique().tolist())
+    return {pair: i for i, pair in enumerate(sorted(pairs))}
 
 
 class ContinualFigures(PluginMetric[dict]):

@@ -1,8 +1,9 @@
 """Distillation between a student and a frozen teacher embedding of the same batch.
 
-Both losses take index-aligned embeddings ``student [N, D]`` and ``teacher [N, D]`` (N =
-every view of every image in the batch, e.g. 2B for SimCLR) and never back-propagate into
-the teacher.
+Both losses take index-aligned embeddings ``student [B, V, D]`` and ``teacher [B, V, D]``
+(B images, V views each, e.g. V = 2 for SimCLR) and never back-propagate into the teacher.
+The relational loss compares the structure of all N = B*V views at once (it also accepts
+flat ``[N, D]``); the contrastive one pairs student view v with teacher view v.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from typing import Literal
 
 import torch
 import torch.nn.functional as F
-from lightly.loss import NTXentLoss
 from torch import Tensor, nn
 
 
@@ -34,6 +34,7 @@ class RelationalDistillationLoss(nn.Module):
         L = 1/N * sum_i KL(P_i || Q_i)
 
     and the ``mse`` form compares the matrices directly: L = mean((S_student - S_teacher)^2).
+    Inputs ``[B, V, D]`` are flattened to the N = B*V views first.
     Both are 0 exactly when the two similarity structures agree (e.g. teacher == student),
     and positive otherwise. The teacher side is detached.
 
@@ -60,10 +61,12 @@ class RelationalDistillationLoss(nn.Module):
         self.mode = mode
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        if student.ndim == 3 and teacher.ndim == 3:
+            student, teacher = student.flatten(0, 1), teacher.flatten(0, 1)
         if student.shape != teacher.shape or student.ndim != 2 or student.shape[0] < 2:
             raise ValueError(
-                f"student and teacher must both be [N >= 2, D], got {tuple(student.shape)} "
-                f"and {tuple(teacher.shape)}"
+                f"student and teacher must both be [N >= 2, D] or [B, V, D], got "
+                f"{tuple(student.shape)} and {tuple(teacher.shape)}"
             )
         s_student = _off_diagonal_similarities(student)
         s_teacher = _off_diagonal_similarities(teacher.detach())
@@ -75,25 +78,28 @@ class RelationalDistillationLoss(nn.Module):
 
 
 class ContrastiveDistillationLoss(nn.Module):
-    """NT-Xent whose positive for each student embedding is the teacher's embedding of it.
+    """Per-view InfoNCE: each student view must pick its own image among the teacher's.
 
-    For student s_i and teacher t_i of the same view of the same image, with cosine
-    similarity sim and temperature t (Lightly's :class:`~lightly.loss.NTXentLoss` with
-    ``out0 = student``, ``out1 = teacher``):
+    For a batch of B images with V views, student s_i^v and teacher t_i^v (image i, view v),
+    cosine similarity sim and temperature t:
 
-        l_i = -log( exp(sim(s_i, t_i)/t) / Z_i ),
-        Z_i = exp(sim(s_i, t_i)/t) + sum_{k != i} [exp(sim(s_i, t_k)/t) + exp(sim(s_i, s_k)/t)]
+        l_i^v = -log( exp(sim(s_i^v, t_i^v)/t) / sum_{k=1..B} exp(sim(s_i^v, t_k^v)/t) )
+        L = 1/(V*B) * sum_v sum_i l_i^v
 
-    so the other images of the batch, in either model, are the negatives. It is smallest
-    when each student embedding sits on its teacher embedding; the teacher is detached.
+    i.e. for each view v a cross-entropy over the B x B logits sim(s^v, t^v)/t with the
+    diagonal as targets, averaged over views. The candidates of view v are the teacher's
+    embeddings of view v only: the same image's other view is never a negative (flattening
+    the views into one batch would make it one), and the V per-view terms are independent.
+    It is smallest when each student embedding sits on its teacher embedding (up to the
+    temperature's sharpness); the teacher is detached.
 
     Args:
-        temperature: NT-Xent temperature.
+        temperature: Softmax temperature t.
 
     Example:
         >>> loss = ContrastiveDistillationLoss(temperature=0.2)
-        >>> teacher = torch.randn(16, 32)
-        >>> loss(teacher, teacher) < loss(teacher + torch.randn(16, 32), teacher)
+        >>> teacher = torch.randn(8, 2, 32)  # [B, V, D]
+        >>> loss(teacher, teacher) < loss(teacher + torch.randn(8, 2, 32), teacher)
         tensor(True)
     """
 
@@ -102,12 +108,16 @@ class ContrastiveDistillationLoss(nn.Module):
         if temperature <= 0:
             raise ValueError(f"temperature must be positive, got {temperature}")
         self.temperature = temperature
-        self.ntxent = NTXentLoss(temperature=temperature)
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        if student.shape != teacher.shape or student.ndim != 2:
+        if student.shape != teacher.shape or student.ndim != 3:
             raise ValueError(
-                f"student and teacher must both be [N, D], got {tuple(student.shape)} and "
+                f"student and teacher must both be [B, V, D], got {tuple(student.shape)} and "
                 f"{tuple(teacher.shape)}"
             )
-        return self.ntxent(student, teacher.detach())
+        batch, views = student.shape[:2]
+        s = F.normalize(student, dim=-1).transpose(0, 1)  # [V, B, D]
+        t = F.normalize(teacher.detach(), dim=-1).transpose(0, 1)
+        logits = s @ t.transpose(1, 2) / self.temperature  # [V, B, B]: view v vs teacher view v
+        targets = torch.arange(batch, device=student.device).repeat(views)
+        return F.cross_entropy(logits.reshape(views * batch, batch), targets)

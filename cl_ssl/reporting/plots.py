@@ -19,21 +19,21 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from cl_ssl.evaluation.continual import seen_average, tidy_matrix  # noqa: E402
-from cl_ssl.reporting.report import figures_table  # noqa: E402
+from cl_ssl.reporting.summary import figures_by_seed  # noqa: E402
 
+# The metrics plotted, in order (the others stay in the CSVs): one figure grid stays readable.
 TITLES = {
-    "ssl_loss": "SSL loss (NT-Xent)",
-    "knn20": "kNN-20 top-1",
-    "knn200": "kNN-200 top-1",
-    "linear": "linear probe top-1",
-    "nmi": "k-means NMI",
-    "ari": "k-means ARI",
+    "all_linear": "all-classes linear probe top-1",
+    "all_knn20": "all-classes kNN-20 top-1",
+    "all_nmi": "all-classes k-means NMI",
+    "exp_linear": "per-experience linear probe top-1",
+    "ssl_loss": "SSL loss",
 }
 
 
 def _metrics(tidy: pd.DataFrame) -> list[str]:
-    present = list(dict.fromkeys(tidy["metric"]))
-    return [m for m in TITLES if m in present] + [m for m in present if m not in TITLES]
+    present = set(tidy["metric"])
+    return [m for m in TITLES if m in present] or sorted(present)
 
 
 def learning_curves(tidy: pd.DataFrame, path: Path) -> Path:
@@ -65,7 +65,7 @@ def learning_curves(tidy: pd.DataFrame, path: Path) -> Path:
 
 def forgetting_bars(tidy: pd.DataFrame, path: Path) -> Path:
     """Per metric: average forgetting per strategy (mean and std over seeds)."""
-    figures = figures_table(tidy)
+    figures = figures_by_seed(tidy)
     metrics = _metrics(tidy)
     fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.2), squeeze=False)
     for ax, metric in zip(axes[0], metrics, strict=True):
@@ -76,6 +76,35 @@ def forgetting_bars(tidy: pd.DataFrame, path: Path) -> Path:
         ax.set_title(f"{TITLES.get(metric, metric)}: forgetting")
         ax.tick_params(axis="x", rotation=45)
         ax.axhline(0, color="black", linewidth=0.8)
+    return _save(fig, path)
+
+
+def stability_plasticity(tidy: pd.DataFrame, path: Path) -> Path:
+    """Forgetting (stability) against plasticity (mean R[j][j]) per strategy and metric.
+
+    The corner to aim for is bottom right: learns each experience well, forgets little. A
+    strategy at the bottom left "forgets nothing" because it stopped learning.
+    """
+    figures = figures_by_seed(tidy)
+    metrics = [m for m in _metrics(tidy) if m != "ssl_loss"] or _metrics(tidy)
+    fig, axes = plt.subplots(1, len(metrics), figsize=(4 * len(metrics), 3.4), squeeze=False)
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        rows = figures[figures["metric"] == metric]
+        for strategy, mine in rows.groupby("strategy", sort=False):
+            x, y = mine["plasticity"], mine["forgetting"]
+            ax.errorbar(
+                x.mean(),
+                y.mean(),
+                xerr=x.std(ddof=1) if len(x) > 1 else None,
+                yerr=y.std(ddof=1) if len(y) > 1 else None,
+                marker="o",
+                capsize=3,
+                label=strategy,
+            )
+        ax.set_title(TITLES.get(metric, metric), fontsize=9)
+        ax.set_xlabel("plasticity (mean R[j][j])")
+        ax.set_ylabel("forgetting")
+    axes[0][-1].legend(fontsize=8)
     return _save(fig, path)
 
 
@@ -113,11 +142,12 @@ def heatmaps(tidy: pd.DataFrame, path: Path) -> Path:
 
 
 def write_plots(tidy: pd.DataFrame, directory: Path) -> list[Path]:
-    """All three figures into ``directory``."""
+    """All four figures into ``directory``."""
     directory.mkdir(parents=True, exist_ok=True)
     return [
         learning_curves(tidy, directory / "curves.png"),
         forgetting_bars(tidy, directory / "forgetting.png"),
+        stability_plasticity(tidy, directory / "stability_plasticity.png"),
         heatmaps(tidy, directory / "heatmaps.png"),
     ]
 

@@ -1,38 +1,48 @@
 """Tables of one bench or of many runs and seeds: figures per strategy, mean ± std.
 
-Reads what :mod:`cl_ssl.bench` writes (``<strategy>/metrics.csv`` tidy rows and
-``results.json`` timings), so ``clssl report`` works on any finished or stopped run.
+Reads what :mod:`cl_ssl.bench` writes (``<strategy>/seed<s>/metrics.csv`` tidy rows, the
+run's ``config.json`` and ``results.json`` timings), so ``clssl report`` works on any
+finished or stopped run. Runs are merged only when a mean over them means something: one
+run per (strategy, seed), and the same stream (name, options, split seed) and the same
+budget (training settings but the seed and device, evaluation settings but the seed, the
+evaluated split) throughout; runs of one strategy must also share its options.
 
 Example:
     >>> runs = load_runs([Path("runs/seed0"), Path("runs/seed1")])
-    >>> print(headline_table(runs.tidy, runs.timings).to_markdown(index=False))
+    >>> print(headline_table(runs.tidy, runs.timings).to_markdown(index=False))  # summary.py
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from cl_ssl.evaluation.continual import tidy_figures
 from cl_ssl.reporting.tables import TIDY_COLUMNS
+from cl_ssl.run_config import RunConfig, find_config_file, load_run_config
 
-TIMING_COLUMNS = ["strategy", "seed", "train_s", "eval_s", "images_per_s", "ms_per_step"]
-
-# Headline columns: (column title, metric, figure).
-HEADLINE = [
-    ("final kNN-20", "knn20", "final"),
-    ("final linear", "linear", "final"),
-    ("final NMI", "nmi", "final"),
-    ("kNN-20 forgetting", "knn20", "forgetting"),
-    ("kNN-20 BWT", "knn20", "bwt"),
-    ("final SSL loss", "ssl_loss", "final"),
-    ("SSL-loss forgetting %", "ssl_loss", "forgetting_pct"),
+TIMING_COLUMNS = [
+    "strategy",
+    "seed",
+    "train_s",
+    "eval_s",
+    "images_per_s",
+    "ms_per_step",
+    "images_per_step",
 ]
+
+UNKNOWN = "unknown"
+"""Value of a setting a run's files do not record."""
+
+# Settings that may differ between merged runs: the training seed is what seeds vary, and
+# the device changes speed, not results.
+FREE_TRAIN = ("seed", "device")
+FREE_EVALUATION = ("seed",)
 
 
 @dataclass
@@ -43,9 +53,36 @@ class Runs:
     timings: pd.DataFrame
 
 
+@dataclass
+class _Run:
+    """One ``metrics.csv``, its rows and its run's config (None when no file records it)."""
+
+    csv: Path
+    frame: pd.DataFrame
+    config: RunConfig | None
+
+    @property
+    def directory(self) -> Path:
+        return self.csv.parent
+
+    def keys(self) -> set[tuple[str, int]]:
+        """The (strategy, seed) pairs this run holds."""
+        pairs = {(str(a), int(b)) for a, b in self.frame[["strategy", "seed"]].values}
+        if self.config is not None and "seed" in self.config.train:
+            pairs.add((self.config.strategy, int(self.config.train["seed"])))
+        return pairs
+
+
 def load_runs(directories: Sequence[Path]) -> Runs:
-    """Every ``metrics.csv`` (and its ``results.json``) under ``directories``."""
-    tidy, timings = [], []
+    """Every ``metrics.csv`` (and its ``results.json``) under ``directories``.
+
+    Raises:
+        FileNotFoundError: A directory does not exist.
+        ValueError: No run found, a malformed ``metrics.csv``, two runs of one (strategy,
+            seed), or runs of different streams, budgets or strategy options.
+    """
+    runs: list[_Run] = []
+    found_files: set[Path] = set()
     for directory in map(Path, directories):
         if not directory.exists():
             raise FileNotFoundError(f"{directory} not found: pass bench directories under runs/")
@@ -53,72 +90,143 @@ def load_runs(directories: Sequence[Path]) -> Runs:
         if not found:
             raise ValueError(f"no metrics.csv under {directory}: is it a `clssl bench` output?")
         for csv in found:
+            if csv.resolve() in found_files:
+                continue  # the same run reached twice (runs/a and runs/a/naive): read once
+            found_files.add(csv.resolve())
             frame = pd.read_csv(csv)
             missing = set(TIDY_COLUMNS) - set(frame.columns)
             if missing:
                 raise ValueError(f"{csv} lacks columns {sorted(missing)}; expected {TIDY_COLUMNS}")
-            tidy.append(frame[TIDY_COLUMNS])
-            results = csv.with_name("results.json")
-            if results.is_file():
-                payload = json.loads(results.read_text())
-                timings.append(
-                    {
-                        "strategy": payload["strategy"],
-                        "seed": payload["train"]["seed"],
-                        "train_s": payload["train_seconds"],
-                        "eval_s": payload["eval_seconds"],
-                        "images_per_s": payload["images_per_second"],
-                        "ms_per_step": payload.get("ms_per_step", np.nan),
-                    }
-                )
-    return Runs(pd.concat(tidy, ignore_index=True), pd.DataFrame(timings, columns=TIMING_COLUMNS))
+            config = load_run_config(csv.parent) if find_config_file(csv.parent) else None
+            runs.append(_Run(csv, frame[TIDY_COLUMNS], config))
+    check_mergeable(runs)
+
+    timings = []
+    for run in runs:
+        results = run.csv.with_name("results.json")
+        if results.is_file():
+            payload = json.loads(results.read_text())
+            timings.append(
+                {
+                    "strategy": payload["strategy"],
+                    "seed": payload["train"]["seed"],
+                    "train_s": payload["train_seconds"],
+                    "eval_s": payload["eval_seconds"],
+                    "images_per_s": payload["images_per_second"],
+                    "ms_per_step": payload.get("ms_per_step", np.nan),
+                    "images_per_step": payload.get("images_per_step", np.nan),
+                }
+            )
+    return Runs(
+        pd.concat([run.frame for run in runs], ignore_index=True),
+        pd.DataFrame(timings, columns=TIMING_COLUMNS),
+    )
 
 
-def figures_table(tidy: pd.DataFrame) -> pd.DataFrame:
-    """Figures per (strategy, seed, metric): final, forgetting, bwt, fwt, forgetting_pct."""
-    parts = []
-    for (strategy, seed), rows in tidy.groupby(["strategy", "seed"], sort=False):
-        figures = tidy_figures(rows)
-        figures.insert(0, "seed", seed)
-        figures.insert(0, "strategy", strategy)
-        parts.append(figures)
-    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame()
+def check_mergeable(runs: Sequence[_Run]) -> None:
+    """Refuse runs whose mean over seeds would mix different experiments.
 
-
-def _mean_std(values: pd.Series, digits: int) -> str:
-    values = values.dropna()
-    if values.empty:
-        return "—"
-    if len(values) == 1:
-        return f"{values.iloc[0]:.{digits}f}"
-    return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
-
-
-def headline_table(
-    tidy: pd.DataFrame, timings: pd.DataFrame | None = None, numeric: bool = False
-) -> pd.DataFrame:
-    """One row per strategy with the headline columns, mean ± std over seeds.
-
-    Accuracy columns appear only when the runs measured them (labeled streams). With
-    ``numeric`` the cells are the means as floats instead of ``"mean ± std"`` text.
+    Raises:
+        ValueError: Naming the two runs and the setting(s) they differ in.
     """
-    cell = (lambda values, _digits: values.dropna().mean()) if numeric else _mean_std
-    figures = figures_table(tidy)
-    strategies = list(dict.fromkeys(tidy["strategy"]))
-    measured = set(figures["metric"]) if not figures.empty else set()
-    rows = []
-    for strategy in strategies:
-        mine = figures[figures["strategy"] == strategy]
-        row = {"strategy": strategy, "seeds": mine["seed"].nunique()}
-        for title, metric, figure in HEADLINE:
-            if metric in measured:
-                digits = 1 if figure == "forgetting_pct" else 4
-                row[title] = cell(mine.loc[mine["metric"] == metric, figure], digits)
-        if timings is not None and not timings.empty:
-            timing = timings[timings["strategy"] == strategy]
-            row["train s"] = cell(timing["train_s"], 1)
-            row["eval s"] = cell(timing["eval_s"], 1)
-            row["images/s"] = cell(timing["images_per_s"], 0)
-            row["ms/step"] = cell(timing["ms_per_step"], 1)
-        rows.append(row)
-    return pd.DataFrame(rows)
+    seen: dict[tuple[str, int], Path] = {}
+    for run in runs:
+        for key in sorted(run.keys()):
+            if key in seen:
+                strategy, seed = key
+                raise ValueError(
+                    f"duplicate runs of {strategy} seed {seed}: {seen[key]} and "
+                    f"{run.directory}; pass each (strategy, seed) once"
+                )
+            seen[key] = run.directory
+    if len(runs) < 2:
+        return
+    unknown = next((run for run in runs if run.config is None), None)
+    if unknown is not None:
+        raise ValueError(
+            f"cannot merge {unknown.directory} with other runs: it has neither config.json nor "
+            "results.json, so its stream and budget are unknown; report it alone"
+        )
+    first = runs[0]
+    for run in runs[1:]:
+        for group, settings in (("streams", stream_settings), ("budgets", budget_settings)):
+            differences = _differences(settings(first.config), settings(run.config))
+            # Different streams have different options anyway: the names say enough.
+            differences = [d for d in differences if d[0] == "stream"] or differences
+            if differences:
+                raise ValueError(
+                    f"cannot merge runs of different {group}: "
+                    f"{_describe(differences, first.directory, run.directory)}; "
+                    "report them separately"
+                )
+    by_strategy: dict[str, _Run] = {}
+    for run in runs:
+        reference = by_strategy.setdefault(run.config.strategy, run)
+        differences = _differences(
+            strategy_settings(reference.config), strategy_settings(run.config)
+        )
+        if differences:
+            raise ValueError(
+                f"cannot merge runs of {run.config.strategy} with different options: "
+                f"{_describe(differences, reference.directory, run.directory)}; "
+                "report them separately"
+            )
+
+
+def stream_settings(config: RunConfig) -> dict[str, Any]:
+    """What defines the data: the stream, all its options and the split seed."""
+    options: Any = UNKNOWN
+    if config.stream_options is not None:
+        options = {**asdict(config.stream_options), **config.ignored_options}
+        options.pop("split_seed", None)  # compared once, as split_seed below
+    split_seed = UNKNOWN if config.split_seed is None else config.split_seed
+    return _plain({"stream": config.stream, "stream_options": options, "split_seed": split_seed})
+
+
+def budget_settings(config: RunConfig) -> dict[str, Any]:
+    """What defines the training and evaluation budget, all but the training seed."""
+    train = {k: v for k, v in config.train.items() if k not in FREE_TRAIN}
+    evaluation = {k: v for k, v in config.evaluation.items() if k not in FREE_EVALUATION}
+    return _plain({"train": train, "evaluation": evaluation, "eval_split": config.eval_split})
+
+
+def strategy_settings(config: RunConfig) -> dict[str, Any]:
+    """The options of the plugins the run's strategy is composed of (``lwf-ssl.lambda``)."""
+    # Older results.json files hold every plugin's options of the bench, not only this run's.
+    plugins = config.strategy.split("+")
+    return _plain({p: config.strategy_options.get(p) or {} for p in plugins})
+
+
+def _plain(values: dict[str, Any]) -> dict[str, Any]:
+    """JSON-normal values (Paths as str, tuples as lists), so files and objects compare."""
+    return json.loads(json.dumps(values, default=str))
+
+
+def _differences(a: dict[str, Any], b: dict[str, Any], prefix: str = "") -> list[tuple[str, ...]]:
+    """(setting, value in a, value in b) of every differing setting, nested names dotted.
+
+    A setting one side does not record reads ``unknown``; a recorded group of settings
+    against an unknown one reads ``recorded``.
+    """
+    differences = []
+    for name in dict.fromkeys([*a, *b]):
+        value_a, value_b = a.get(name, UNKNOWN), b.get(name, UNKNOWN)
+        if isinstance(value_a, dict) and isinstance(value_b, dict):
+            differences += _differences(value_a, value_b, f"{prefix}{name}.")
+        elif value_a != value_b:
+            differences.append((f"{prefix}{name}", _show(value_a), _show(value_b)))
+    return differences
+
+
+def _show(value: Any) -> str:
+    return "recorded" if isinstance(value, dict) else str(value)
+
+
+def _describe(differences: list[tuple[str, ...]], a: Path, b: Path) -> str:
+    """``train.epochs 20 (a) vs 5 (b)``, or several settings then ``(a vs b)``."""
+    if len(differences) == 1:
+        name, value_a, value_b = differences[0]
+        prefix = "" if name == "stream" else f"{name} "
+        return f"{prefix}{value_a} ({a}) vs {value_b} ({b})"
+    listed = ", ".join(f"{name} {value_a} vs {value_b}" for name, value_a, value_b in differences)
+    return f"{listed} ({a} vs {b})"

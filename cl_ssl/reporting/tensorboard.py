@@ -13,16 +13,27 @@ from pathlib import Path
 
 from torch.utils.tensorboard import SummaryWriter
 
-FIGURES = ("Avg", "Forgetting", "BWT", "FWT", "ForgettingPct")
+FIGURES = ("Avg", "Forgetting", "BWT", "FWT", "ForgettingPct", "Plasticity")
 
 
 def custom_scalars_layout(metric_names: Iterable[str]) -> dict:
-    """Layout: a category per metric with its per-experience and figure charts."""
+    """Layout: a category per metric with its union, per-experience and figure charts.
+
+    All-classes metrics (``All_*``) get their union-of-test-splits chart first: the
+    headline accuracy, every strategy's curve in one chart.
+    """
     layout = {}
     for name in metric_names:
-        charts = {
-            f"{name} per experience": ["Multiline", [rf"{name}_Exp/eval_phase/test_stream/.*"]]
-        }
+        charts = {}
+        if name.startswith("All_"):
+            charts[f"{name} on all test splits"] = [
+                "Multiline",
+                [rf"{name}_Stream/eval_phase/test_stream"],
+            ]
+        charts[f"{name} per experience"] = [
+            "Multiline",
+            [rf"{name}_Exp/eval_phase/test_stream/.*"],
+        ]
         for figure in FIGURES:
             charts[f"{name} {figure}"] = ["Multiline", [rf"{name}_{figure}/eval_phase/.*"]]
         layout[name] = charts

@@ -5,16 +5,16 @@ from cl_ssl.streams import StreamOptions
 
 
 def test_tasks_hold_disjoint_classes_in_a_seeded_order():
-    stream = split(StreamOptions(dataset="digits", tasks=5, seed=0))
+    stream = split(StreamOptions(dataset="digits", tasks=5, split_seed=0))
     classes = [set(e.train.labels.tolist()) for e in stream.experiences]
     assert all(len(c) == 2 for c in classes)
     assert set().union(*classes) == set(range(10))
     assert sum(len(c) for c in classes) == 10  # disjoint
     for experience, task_classes in zip(stream.experiences, classes, strict=True):
         assert set(experience.test.labels.tolist()) <= task_classes
-    again = split(StreamOptions(dataset="digits", tasks=5, seed=0))
+    again = split(StreamOptions(dataset="digits", tasks=5, split_seed=0))
     assert [e.name for e in again.experiences] == [e.name for e in stream.experiences]
-    other = split(StreamOptions(dataset="digits", tasks=5, seed=1))
+    other = split(StreamOptions(dataset="digits", tasks=5, split_seed=1))
     assert [e.name for e in other.experiences] != [e.name for e in stream.experiences]
     assert class_order(list(range(10)), 3) == class_order(list(range(10)), 3)
 

@@ -44,7 +44,7 @@ def test_periods_by_length_split_by_vod_without_leakage(manifest):
 
 def test_split_is_deterministic_and_seeded(manifest):
     def labels(seed):
-        stream = twitch_periods(StreamOptions(manifest=manifest, image_size=8, seed=seed))
+        stream = twitch_periods(StreamOptions(manifest=manifest, image_size=8, split_seed=seed))
         return [e.test.labels.tolist() for e in stream.experiences]
 
     assert labels(0) == labels(0)
@@ -105,6 +105,6 @@ def test_bench_trains_on_the_manifest(manifest, tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
-    tidy = pd.read_csv(tmp_path / "tw" / "lwf-ssl" / "metrics.csv")
+    tidy = pd.read_csv(tmp_path / "tw" / "lwf-ssl" / "seed0" / "metrics.csv")
     assert sorted(tidy.train_exp.unique()) == [-1, 0, 1]
     assert torch.isfinite(torch.tensor(tidy.value.to_numpy())).all()

@@ -63,3 +63,41 @@ def test_tidy_rows_give_the_same_figures():
     table = tidy_figures(pd.DataFrame(rows)).set_index("metric")
     assert table.loc["knn20", "forgetting"] == pytest.approx(0.25)
     assert table.loc["knn20", "fwt"] == pytest.approx(0.15)
+
+
+def test_plasticity_and_average_incremental_by_hand():
+    from cl_ssl.evaluation.continual import average_incremental, plasticity
+
+    assert plasticity(R) == pytest.approx((0.80 + 0.90 + 0.95) / 3)
+    seen = [0.80, (0.60 + 0.90) / 2, (0.50 + 0.70 + 0.95) / 3]
+    assert average_incremental(R) == pytest.approx(sum(seen) / 3)
+
+
+def test_union_rows_stay_out_of_the_matrix_and_give_final_union():
+    rows = [
+        {
+            "strategy": "s",
+            "seed": 0,
+            "metric": "all_linear",
+            "train_exp": i,
+            "eval_exp": j,
+            "value": v,
+        }
+        for i, row in enumerate(R)
+        for j, v in enumerate(row)
+    ]
+    # The union of the test splits, after each experience (eval_exp == -1).
+    rows += [
+        {
+            "strategy": "s",
+            "seed": 0,
+            "metric": "all_linear",
+            "train_exp": i,
+            "eval_exp": -1,
+            "value": v,
+        }
+        for i, v in enumerate([0.3, 0.6, 0.72])
+    ]
+    table = tidy_figures(pd.DataFrame(rows)).set_index("metric")
+    assert table.loc["all_linear", "final_union"] == pytest.approx(0.72)
+    assert table.loc["all_linear", "final"] == pytest.approx(final_average(R))

@@ -22,17 +22,21 @@ def test_a_stream_without_labels_reports_the_ssl_loss_only(tmp_path, tiny_bench)
     stream = make_stream("unlabeled", periods, 8, StreamOptions())
     result = run_strategy(stream, ("naive",), tiny_bench(), tmp_path / "naive")
     assert set(result.metrics["metric"]) == {"ssl_loss"}
-    from cl_ssl.reporting.report import headline_table
+    from cl_ssl.reporting.summary import headline_table
 
     columns = headline_table(result.metrics).columns
     assert not any("kNN" in c or "linear" in c or "NMI" in c for c in columns)
 
 
 def test_representation_metrics_are_computed_on_the_frozen_backbone(tiny_bench):
-    """R[last][j] for kNN-20 equals a kNN recomputed from the final checkpoint's features."""
+    """Both protocols' kNN-20 equal a kNN recomputed from the final checkpoint's features.
+
+    Per-experience: bank and queries of experience j only. All-classes: one bank over the
+    training images of every experience, queried with each test split and their union.
+    """
     from cl_ssl.bench import run_bench
     from cl_ssl.checkpoint import load_encoder
-    from cl_ssl.evaluation.knn import knn_top1
+    from cl_ssl.evaluation.knn import knn_predict, knn_top1
     from cl_ssl.registry import streams
 
     config = tiny_bench()
@@ -40,26 +44,36 @@ def test_representation_metrics_are_computed_on_the_frozen_backbone(tiny_bench):
     encoder = load_encoder(result.directory / "checkpoints" / "exp4.pt")
     stream = streams.get("digits-periods")(config.stream_options)
     with torch.no_grad():
-        for j, data in enumerate(stream.experiences):
-            train, test = encoder(data.train.images), encoder(data.test.images)
-            expected = knn_top1(train, data.train.labels, test, data.test.labels, k=20)
-            assert result.matrix("knn20").iloc[-1, j] == pytest.approx(expected)
+        trains = [encoder(d.train.images) for d in stream.experiences]
+        tests = [encoder(d.test.images) for d in stream.experiences]
+    bank = torch.cat(trains)
+    bank_labels = torch.cat([d.train.labels for d in stream.experiences])
+    hits = []
+    for j, data in enumerate(stream.experiences):
+        expected = knn_top1(trains[j], data.train.labels, tests[j], data.test.labels, k=20)
+        assert result.matrix("exp_knn20").iloc[-1, j] == pytest.approx(expected)
+        predicted = knn_predict(bank, bank_labels, tests[j], k=20)
+        hits.append(predicted == data.test.labels)
+        assert result.matrix("all_knn20").iloc[-1, j] == pytest.approx(hits[-1].float().mean())
+    tidy = result.metrics
+    union = tidy[(tidy.metric == "all_knn20") & (tidy.eval_exp == -1) & (tidy.train_exp == 4)]
+    assert union["value"].item() == pytest.approx(torch.cat(hits).float().mean().item())
 
 
 def test_continual_figures_reach_the_loggers_and_match_the_matrix(tiny_bench):
     from cl_ssl.bench import run_bench
 
     result = run_bench(tiny_bench()).strategies[0]
-    R, baseline = continual.tidy_matrix(result.metrics, "knn20")
-    expected = continual.figures(R, baseline, "knn20")
+    R, baseline = continual.tidy_matrix(result.metrics, "all_knn20")
+    expected = continual.figures(R, baseline, "all_knn20")
     logged = pd.read_csv(result.directory / "metrics.csv")
     assert len(logged) == len(result.metrics)
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     events = EventAccumulator(str(result.directory)).Reload()
-    last = events.Scalars("kNN20_Forgetting/eval_phase/test_stream")[-1]
+    last = events.Scalars("All_kNN20_Forgetting/eval_phase/test_stream")[-1]
     assert last.step == 5 and last.value == pytest.approx(expected["forgetting"], abs=1e-6)
-    bwt = events.Scalars("kNN20_BWT/eval_phase/test_stream")[-1].value
+    bwt = events.Scalars("All_kNN20_BWT/eval_phase/test_stream")[-1].value
     assert bwt == pytest.approx(expected["bwt"], abs=1e-6)
 
 

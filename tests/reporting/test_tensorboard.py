@@ -29,13 +29,18 @@ def test_strategies_log_identical_tags_with_the_csv_values(two_strategies):
         events = EventAccumulator(str(result.directory), size_guidance={"scalars": 0}).Reload()
         tags[result.name] = set(events.Tags()["scalars"])
         tidy = result.metrics
-        expected = tidy[(tidy.metric == "knn20") & (tidy.eval_exp == 2)].sort_values("train_exp")
-        logged = events.Scalars("kNN20_Exp/eval_phase/test_stream/Task000/Exp002")
+        metric = tidy.metric == "all_knn20"
+        expected = tidy[metric & (tidy.eval_exp == 2)].sort_values("train_exp")
+        logged = events.Scalars("All_kNN20_Exp/eval_phase/test_stream/Task000/Exp002")
         assert [e.step for e in logged] == [0, 1, 2, 3, 4, 5]
         assert [e.value for e in logged] == pytest.approx(expected["value"].tolist(), abs=1e-6)
+        union = tidy[metric & (tidy.eval_exp == -1)].sort_values("train_exp")["value"]
+        logged = events.Scalars("All_kNN20_Stream/eval_phase/test_stream")
+        assert [e.value for e in logged] == pytest.approx(union.tolist(), abs=1e-6)
     assert tags["naive"] == tags["lwf-ssl"]
-    for name in ("Loss", "kNN20", "kNN200", "Linear", "NMI", "ARI"):
+    for name in ("Loss", "All_kNN20", "All_Linear", "All_NMI", "Exp_kNN20", "Exp_Linear"):
         assert f"{name}_Forgetting/eval_phase/test_stream" in tags["naive"]
+        assert f"{name}_Plasticity/eval_phase/test_stream" in tags["naive"]
 
 
 def test_custom_scalars_layout_and_hparams_are_written(two_strategies):
@@ -45,23 +50,29 @@ def test_custom_scalars_layout_and_hparams_are_written(two_strategies):
     events = EventAccumulator(str(result.directory), size_guidance={"tensors": 0}).Reload()
     assert custom_scalar_metadata.CONFIG_SUMMARY_TAG in events.Tags()["tensors"]
     assert "_hparams_/session_start_info" in events.summary_metadata
-    final = events.Scalars("hparam/knn20_final")[-1].value
-    assert final == pytest.approx(result.matrix("knn20").iloc[-1].mean(), abs=1e-6)
+    final = events.Scalars("hparam/all_linear_final_union")[-1].value
+    tidy = result.metrics
+    union = tidy[(tidy.metric == "all_linear") & (tidy.eval_exp == -1) & (tidy.train_exp == 4)]
+    assert final == pytest.approx(union["value"].item(), abs=1e-6)
 
 
 def test_layout_groups_every_metric():
-    layout = custom_scalars_layout(["kNN20", "Loss"])
-    assert set(layout) == {"kNN20", "Loss"}
-    assert layout["kNN20"]["kNN20 per experience"][1] == [r"kNN20_Exp/eval_phase/test_stream/.*"]
+    layout = custom_scalars_layout(["All_kNN20", "Loss"])
+    assert set(layout) == {"All_kNN20", "Loss"}
+    charts = layout["All_kNN20"]
+    assert charts["All_kNN20 per experience"][1] == [r"All_kNN20_Exp/eval_phase/test_stream/.*"]
+    assert charts["All_kNN20 on all test splits"][1] == [r"All_kNN20_Stream/eval_phase/test_stream"]
+    assert "Loss on all test splits" not in layout["Loss"]
 
 
 def test_summary_and_plots_are_written(two_strategies):
     directory = two_strategies.directory
     summary = pd.read_csv(directory / "summary.csv")
-    assert summary["strategy"].tolist() == ["naive", "lwf-ssl"]
-    assert {"final kNN-20", "kNN-20 forgetting", "SSL-loss forgetting %", "images/s"} <= set(
-        summary.columns
-    )
+    assert set(summary["strategy"]) == {"naive", "lwf-ssl"}
+    key = "final acc (all-classes linear)"
+    assert summary[key].is_monotonic_decreasing  # ranked by the final all-classes accuracy
+    expected = {key, "avg incremental acc", "plasticity", "forgetting", "BWT", "FWT"}
+    assert expected | {"SSL-loss forgetting %", "images/step"} <= set(summary.columns)
     for name in ("curves.png", "forgetting.png", "heatmaps.png"):
         png = directory / "plots" / name
         assert png.read_bytes()[:4] == b"\x89PNG"

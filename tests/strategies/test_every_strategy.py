@@ -23,7 +23,9 @@ def test_composed_run_pays_every_plugins_term(tiny_stream, make_template):
     from cl_ssl.strategy import build_plugins, parse_spec
 
     (run,) = parse_spec("lwf-ssl+replay")
-    plugins = build_plugins(run, {"replay": {"mem-size": "24", "batch-size-mem": "8"}})
+    plugins = build_plugins(
+        run, {"replay": {"mem-size": "24", "batch-size-mem": "8", "mode": "double"}}
+    )
     seen: list[tuple[int, set[str]]] = []
 
     class Spy(SupervisedPlugin):

@@ -28,9 +28,9 @@ class TeacherSpy(LwFSSLPlugin):
 
     def before_training_exp(self, strategy, *args, **kwargs):
         super().before_training_exp(strategy, *args, **kwargs)
-        if self.teacher is not None:
+        if self.teacher.active:
             self.snapshot = [p.detach().clone() for p in strategy.model.parameters()]
-            self.teacher_at_start = [p.detach().clone() for p in self.teacher.parameters()]
+            self.teacher_at_start = [p.detach().clone() for p in self.teacher.model.parameters()]
 
     def after_training_iteration(self, strategy, *args, **kwargs):
         if "distill" in strategy.loss_terms:
@@ -44,13 +44,13 @@ def test_teacher_is_the_previous_model_frozen_through_the_experience(
     spy = TeacherSpy(LwFSSLOptions(mode=mode))
     strategy = make_template(tiny_stream, [spy], epochs=2)
     strategy.train(tiny_stream.benchmark.train_stream[0], eval_streams=[])
-    assert spy.teacher is None and spy.distill_terms == []
+    assert not spy.teacher.active and spy.distill_terms == []
     strategy.train(tiny_stream.benchmark.train_stream[1], eval_streams=[])
     # The teacher started as the model after experience 0 ...
     for start, snapshot in zip(spy.teacher_at_start, spy.snapshot, strict=True):
         assert torch.equal(start, snapshot)
     # ... stayed bit-identical and gradient-free while the student trained ...
-    for now, start in zip(spy.teacher.parameters(), spy.teacher_at_start, strict=True):
+    for now, start in zip(spy.teacher.model.parameters(), spy.teacher_at_start, strict=True):
         assert torch.equal(now, start) and now.grad is None and not now.requires_grad
     moved = any(
         not torch.equal(p, s)
@@ -87,11 +87,47 @@ def test_distillation_slows_drift_from_the_teacher(tiny_stream, make_template):
         strategy.model.eval()
         with torch.no_grad():
             student = strategy.model(views).projections.flatten(0, 1)
-            teacher = spy.teacher(views).projections.flatten(0, 1)
+            teacher = spy.teacher(views).projections.flatten(0, 1)  # eval-mode BN (default)
         drift[weight] = RelationalDistillationLoss(0.1)(student, teacher).item()
     assert drift[50.0] < 0.8 * drift[0.0], drift
 
 
-def test_negative_weight_is_rejected():
-    with pytest.raises(ValueError, match="lwf-ssl.lambda"):
-        LwFSSLPlugin(LwFSSLOptions(lambda_=-1))
+class PairSpy(LwFSSLPlugin):
+    """Keeps the embeddings of the first distillation step."""
+
+    def before_backward(self, strategy, *args, **kwargs):
+        super().before_backward(strategy, *args, **kwargs)
+        if self.teacher.active and not hasattr(self, "pair"):
+            self.pair = (
+                strategy.mb_output.projections.detach(),
+                self.teacher(strategy.mb_x).projections,
+                strategy.loss_terms["distill"].item(),
+            )
+
+
+def test_contrastive_mode_distils_per_view(tiny_stream, make_template):
+    """The plugin hands [B, V, D] to the per-view loss: its term is the mean of the
+    per-view cross-entropies, not NT-Xent over the flattened views."""
+    import torch.nn.functional as F
+
+    spy = PairSpy(LwFSSLOptions(mode="contrastive", temperature=0.2))
+    strategy = make_template(tiny_stream, [spy])
+    for experience in tiny_stream.benchmark.train_stream[:2]:
+        strategy.train(experience, eval_streams=[])
+    student, teacher, term = spy.pair
+    batch = student.shape[0]
+    s, t = F.normalize(student, dim=-1), F.normalize(teacher, dim=-1)
+    per_view = [F.cross_entropy(s[:, v] @ t[:, v].T / 0.2, torch.arange(batch)) for v in range(2)]
+    assert term == pytest.approx(((per_view[0] + per_view[1]) / 2).item(), rel=1e-5)
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (LwFSSLOptions(lambda_=-1), "lwf-ssl.lambda"),
+        (LwFSSLOptions(teacher_bn="train"), "lwf-ssl.teacher-bn"),
+    ],
+)
+def test_bad_options_are_rejected(options, match):
+    with pytest.raises(ValueError, match=match):
+        LwFSSLPlugin(options)

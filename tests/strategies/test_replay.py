@@ -1,5 +1,6 @@
 import pytest
 import torch
+from avalanche.core import SupervisedPlugin
 
 from strategies.replay import ReplayOptions, ReplayPlugin
 
@@ -27,6 +28,28 @@ class BatchSpy(ReplayPlugin):
         self.buffer_labels.append({int(buffer[i][1]) for i in range(len(buffer))})
 
 
+class RawBatches(SupervisedPlugin):
+    """Each training step's raw images and labels, as the template is about to augment them
+    (registered after the replay plugin, so it sees the batch replay made)."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps: dict[int, list[tuple[torch.Tensor, ...]]] = {}
+
+    def before_forward(self, strategy, *args, **kwargs):
+        k = strategy.experience.current_experience
+        self.steps.setdefault(k, []).append(tuple(t.clone() for t in strategy.mbatch))
+
+
+def run(stream, make_template, plugins, experiences=3, epochs=1):
+    raw = RawBatches()
+    strategy = make_template(stream, [*plugins, raw], epochs=epochs, batch_size=32)
+    strategy.train_seed = 0
+    for experience in stream.benchmark.train_stream[:experiences]:
+        strategy.train(experience, eval_streams=[])
+    return raw.steps
+
+
 @pytest.mark.parametrize("policy", ["experience-balanced", "reservoir"])
 def test_buffer_is_bounded_and_holds_every_past_experience(policy, tiny_stream, make_template):
     spy = BatchSpy(ReplayOptions(mem_size=40, policy=policy, batch_size_mem=16))
@@ -40,20 +63,51 @@ def test_buffer_is_bounded_and_holds_every_past_experience(policy, tiny_stream, 
         assert periods == set(range(k + 1)), (k, labels)
 
 
-def test_buffered_images_join_every_batch_after_the_first_experience(tiny_stream, make_template):
-    spy = BatchSpy(ReplayOptions(mem_size=40, batch_size_mem=16))
+def test_equal_mode_keeps_naives_steps_and_replaces_the_second_half(tiny_stream, make_template):
+    naive = run(tiny_stream, make_template, [])
+    replay = run(tiny_stream, make_template, [ReplayPlugin(ReplayOptions(mem_size=40))])
+    batch = 32
+    for k in (1, 2):
+        assert [len(s[0]) for s in replay[k]] == [len(s[0]) for s in naive[k]]  # same steps
+        replayed_labels = []
+        for (images, labels, *rest), (n_images, n_labels, *_) in zip(
+            replay[k], naive[k], strict=True
+        ):
+            size = len(images)
+            count = size * (batch // 2) // batch  # half of every step (16, and 6 of 12)
+            assert all(len(t) == size for t in (labels, *rest)) and images.dtype == torch.uint8
+            # Same loader, same order: the first half is naive's first half ...
+            assert torch.equal(images[: size - count], n_images[: size - count])
+            assert torch.equal(labels[: size - count], n_labels[: size - count])
+            # ... and the rest comes from the buffer of earlier experiences.
+            assert all(int(y) // 2 < k for y in labels[size - count :])
+            assert all(int(y) // 2 == k for y in n_labels)
+            replayed_labels += labels[size - count :].tolist()
+        assert {y // 2 for y in replayed_labels} == set(range(k))  # every past period replayed
+    assert [len(s[0]) for s in replay[0]] == [len(s[0]) for s in naive[0]]
+
+
+def test_equal_mode_draws_replayed_images_from_its_own_seed(tiny_stream, make_template):
+    """Same train_seed, same replayed images; the draw never touches the global stream."""
+    first = run(tiny_stream, make_template, [ReplayPlugin()], experiences=2)
+    second = run(tiny_stream, make_template, [ReplayPlugin()], experiences=2)
+    for a, b in zip(first[1], second[1], strict=True):
+        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def test_double_mode_adds_a_buffer_batch_to_every_step(tiny_stream, make_template):
+    spy = BatchSpy(ReplayOptions(mem_size=64, mode="double"))
     strategy = make_template(tiny_stream, [spy], batch_size=32)
     for experience in tiny_stream.benchmark.train_stream[:2]:
         strategy.train(experience, eval_streams=[])
     first, second = spy.batch_sizes
     assert sum(first) == len(tiny_stream.benchmark.train_stream[0].dataset)
-    # Every step of experience 1 carries its current images plus up to 16 from the buffer
-    # (Avalanche cycles the 40 buffered images in batches of 16, 16, 8).
+    # Every step of experience 1 carries its current images plus B = 32 buffered ones.
     current = len(tiny_stream.benchmark.train_stream[1].dataset)
     current_parts = [min(32, current - 32 * i) for i in range(len(second))]
-    extra = [s - c for s, c in zip(second, current_parts, strict=True)]
-    assert all(0 < e <= 16 for e in extra), extra
     assert sum(current_parts) == current
+    assert [s - c for s, c in zip(second, current_parts, strict=True)] == [32] * len(second)
+    assert second[0] == 64  # a full step is 2B
 
 
 def test_buffer_images_are_raw_and_augmented_freshly(tiny_stream):
@@ -65,6 +119,21 @@ def test_buffer_images_are_raw_and_augmented_freshly(tiny_stream):
     assert image.dtype == torch.uint8 and len(plugin.storage_policy.buffer) == 8
 
 
-def test_bad_memory_size_is_rejected():
-    with pytest.raises(ValueError, match="replay.mem-size"):
-        ReplayPlugin(ReplayOptions(mem_size=0))
+def test_equal_mode_needs_room_for_new_images(tiny_stream, make_template):
+    strategy = make_template(tiny_stream, [ReplayPlugin(ReplayOptions(batch_size_mem=32))])
+    strategy.train(tiny_stream.benchmark.train_stream[0], eval_streams=[])
+    with pytest.raises(ValueError, match="replay.batch-size-mem=32"):
+        strategy.train(tiny_stream.benchmark.train_stream[1], eval_streams=[])
+
+
+@pytest.mark.parametrize(
+    ("options", "match"),
+    [
+        (ReplayOptions(mem_size=0), "replay.mem-size"),
+        (ReplayOptions(mode="triple"), "replay.mode"),
+        (ReplayOptions(batch_size_mem=0), "replay.batch-size-mem"),
+    ],
+)
+def test_bad_options_are_rejected(options, match):
+    with pytest.raises(ValueError, match=match):
+        ReplayPlugin(options)

@@ -1,0 +1,97 @@
+"""The teacher of distillation strategies: the model frozen when the previous experience ended.
+
+LwF-SSL and CaSSLe both distil "the model as it was before this experience" into the
+student. :class:`Teacher` owns that lifecycle: :meth:`Teacher.refresh` (from
+``before_training_exp``) snapshots the model from the second experience on, and calling the
+teacher runs the frozen copy without gradients.
+
+BatchNorm is the one real choice (``bn_mode``):
+
+- ``eval``: the copy normalises with its *running* statistics, the ones accumulated while
+  training the previous experiences (what ``model.eval()`` gives). On new data its
+  normalisation differs from the student's, so the two disagree even at equal weights.
+- ``batch``: the copy normalises with the statistics of the current batch, like the student
+  in training; at equal weights teacher and student then compute the same outputs, so a
+  distillation term starts at 0. The copy's BatchNorm layers stop tracking, so its running
+  buffers are never written.
+
+Other layers (dropout) always run in eval mode: the teacher is a deterministic function of
+the batch and never draws from the random stream.
+
+Example:
+    >>> teacher = Teacher(bn_mode="batch")
+    >>> teacher.refresh(strategy)  # in before_training_exp: inactive on the first experience
+    >>> if teacher.active:
+    ...     target = teacher(strategy.mb_x).projections  # [B, V, D], no gradient
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import torch
+from torch import Tensor, nn
+from torch.nn.modules.batchnorm import _BatchNorm
+
+from cl_ssl.models.ssl_model import frozen_copy
+
+BNMode = Literal["eval", "batch"]
+BN_MODES: tuple[str, ...] = ("eval", "batch")
+
+
+class Teacher:
+    """A frozen copy of the model, refreshed at the start of every experience after the first.
+
+    Args:
+        bn_mode: ``eval`` (running BatchNorm statistics) or ``batch`` (the current batch's
+            statistics, like the student; running buffers untouched). See the module
+            docstring.
+
+    Attributes:
+        model: The frozen copy, or None before the second experience.
+    """
+
+    def __init__(self, bn_mode: BNMode = "eval") -> None:
+        if bn_mode not in BN_MODES:
+            raise ValueError(f"bn_mode must be 'eval' or 'batch', got {bn_mode!r}")
+        self.bn_mode = bn_mode
+        self.model: nn.Module | None = None
+
+    @property
+    def active(self) -> bool:
+        """Whether there is a teacher (from the second training experience on)."""
+        return self.model is not None
+
+    def refresh(self, strategy: Any) -> None:
+        """Snapshot ``strategy.model`` if an experience was trained already, else no teacher.
+
+        Call from ``before_training_exp``: the first experience has nothing to remember and
+        runs exactly like naive.
+        """
+        if strategy.clock.train_exp_counter > 0:
+            self.freeze(strategy.model)
+        else:
+            self.model = None
+
+    def freeze(self, model: nn.Module) -> None:
+        """Make a frozen copy of ``model`` the teacher (gradient-free, modes per ``bn_mode``)."""
+        self.model = frozen_copy(model)
+        self._set_modes(self.model)
+
+    @torch.no_grad()
+    def __call__(self, views: Tensor) -> Any:
+        """The frozen model's output on ``views`` (e.g. :class:`SSLOutput`), without gradient."""
+        if self.model is None:
+            raise RuntimeError("there is no teacher before the second experience: check .active")
+        self._set_modes(self.model)  # cheap, and robust to anyone calling .train() on the copy
+        return self.model(views)
+
+    def _set_modes(self, model: nn.Module) -> None:
+        model.eval()
+        if self.bn_mode == "batch":
+            for module in model.modules():
+                if isinstance(module, _BatchNorm):
+                    # Train mode + no tracking: batch statistics, running buffers never written
+                    # (momentum 0 would still increment num_batches_tracked).
+                    module.train()
+                    module.track_running_stats = False

@@ -79,3 +79,15 @@ def test_repeated_seeds_are_refused(tiny_bench):
 
     with pytest.raises(ValueError, match="--seeds repeats a seed"):
         replace(tiny_bench(), training_seeds=(0, 0))
+
+
+def test_val_fraction_evaluates_on_validation_splits_and_says_so(tiny_bench):
+    import json
+    from dataclasses import replace
+
+    config = tiny_bench()
+    config = replace(config, stream_options=replace(config.stream_options, val_fraction=0.25))
+    run_bench(config)
+    saved = json.loads((config.out / "test" / "naive" / "seed0" / "config.json").read_text())
+    assert saved["eval_split"] == "val" and saved["stream_options"]["val_fraction"] == 0.25
+    assert "evaluated on the val splits" in (config.out / "test" / "summary.md").read_text()

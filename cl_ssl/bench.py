@@ -57,7 +57,7 @@ from cl_ssl.reporting.plots import write_plots
 from cl_ssl.reporting.summary import headline_table, summary_stats
 from cl_ssl.reporting.tables import TIDY_COLUMNS, result_matrix
 from cl_ssl.reporting.tensorboard import write_hparams, write_layout
-from cl_ssl.strategy import build_plugins, parse_spec, run_name
+from cl_ssl.strategy import build_plugins, check_options, parse_spec, run_name
 from cl_ssl.streams import SSLStream
 from cl_ssl.template import SSLTemplate
 
@@ -352,7 +352,8 @@ def _json_floats(values) -> list:
 
 def run_bench(config: BenchConfig) -> BenchResult:
     """Run every strategy of ``config`` for every seed; write the run directory and summary."""
-    runs = parse_spec(config.strategies)  # fail on a bad name before loading any data
+    runs = parse_spec(config.strategies)  # fail on a bad name or option before loading data
+    check_options(runs, config.strategy_options)
     stream_factory = streams.get(config.stream)
     resolve_device(config.train.device)
     stream = stream_factory(config.stream_options)

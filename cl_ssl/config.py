@@ -44,6 +44,10 @@ class TrainConfig:
         for name in ("epochs", "batch_size", "eval_batch_size"):
             if getattr(self, name) < 1:
                 raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
+        if self.batch_size < 2:
+            # One image has no other image to contrast with (NT-Xent is exactly 0): nothing
+            # would be learnt while the run looks healthy.
+            raise ValueError("--batch-size must be at least 2: an SSL step needs other images")
         if self.lr <= 0:
             raise ValueError(f"--lr must be positive, got {self.lr}")
         if self.optimizer not in ("adam", "sgd"):

@@ -36,6 +36,26 @@ def parse_spec(spec: str) -> list[tuple[str, ...]]:
     return runs
 
 
+def check_options(
+    runs: Sequence[Sequence[str]], options: Mapping[str, Mapping[str, str]] | None
+) -> None:
+    """Build every run's plugins once, so a bad option fails before any data is loaded.
+
+    An option for a strategy that no run uses is an error too (a silently ignored flag
+    reads as if it had been applied).
+    """
+    options = options or {}
+    used = {name for run in runs for name in run}
+    for name in options:
+        strategies.get(name)  # unknown names list the valid ones
+        if name not in used:
+            raise ValueError(
+                f"--opt {name}.* given but '{name}' is not in --strategy: add it or drop the option"
+            )
+    for run in runs:
+        build_plugins(run, options)
+
+
 def run_name(run: Sequence[str]) -> str:
     """Directory- and table-friendly name of one composed run."""
     return "+".join(run)

@@ -26,6 +26,23 @@ runner = CliRunner()
             "error: unknown option 'x' for naive",
         ),
         (["--stream", "digits-periods", "--epochs", "0"], "error: --epochs must be at least 1"),
+        (
+            ["--stream", "digits-periods", "--batch-size", "1"],
+            "error: --batch-size must be at least 2",
+        ),
+        # Options are checked before any data is read: the missing data root is never reached.
+        (
+            ["--stream", "cifar10-split", "--strategy", "lwf-ssl", "--opt", "lwf-ssl.lamda=1"],
+            "error: unknown option 'lamda' for lwf-ssl",
+        ),
+        (
+            ["--stream", "cifar10-split", "--strategy", "lwf-ssl", "--opt", "lwf-ssl.lambda=abc"],
+            "error: option lwf-ssl.lambda='abc'",
+        ),
+        (
+            ["--stream", "cifar10-split", "--strategy", "naive", "--opt", "ewc.lambda=1"],
+            "error: --opt ewc.* given but 'ewc' is not in --strategy",
+        ),
         (["--stream", "cifar10-split"], "error: CIFAR-10 needs --data-root"),
     ],
 )

@@ -24,8 +24,10 @@ training seeds, so the spread over seeds is training variance.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
+import shutil
 import time
 from dataclasses import asdict, dataclass, replace
 from datetime import datetime
@@ -356,9 +358,10 @@ def run_bench(config: BenchConfig) -> BenchResult:
     check_options(runs, config.strategy_options)
     stream_factory = streams.get(config.stream)
     resolve_device(config.train.device)
+    if config.run_name:
+        check_run_directory(Path(config.out) / config.run_name, config.overwrite)
     stream = stream_factory(config.stream_options)
-    run = config.run_name or f"{config.stream}-{datetime.now():%Y%m%d-%H%M%S}"
-    directory = Path(config.out) / run
+    directory = make_run_directory(config)
     results = []
     for seed in config.seeds:
         seeded = replace(config, train=replace(config.train, seed=seed))
@@ -369,6 +372,41 @@ def run_bench(config: BenchConfig) -> BenchResult:
     write_summary(bench, stream)
     write_plots(bench.tidy, directory / "plots")
     return bench
+
+
+def check_run_directory(directory: Path, overwrite: bool) -> None:
+    """Refuse a run directory that already holds results, unless ``overwrite``."""
+    if directory.exists() and any(directory.rglob("metrics.csv")) and not overwrite:
+        raise ValueError(
+            f"{directory} already holds results: pass --overwrite to replace them, or --run "
+            "NAME for a new run"
+        )
+
+
+def make_run_directory(config: BenchConfig) -> Path:
+    """The run's directory, created now: emptied with ``overwrite``, unique when unnamed.
+
+    An unnamed run gets ``<stream>-<time>``, with ``-2``, ``-3``, ... when that exists
+    (two benches started in the same second never share a folder: ``mkdir`` is atomic).
+    """
+    out = Path(config.out)
+    if config.run_name:
+        directory = out / config.run_name
+        check_run_directory(directory, config.overwrite)
+        if config.overwrite and directory.exists():
+            shutil.rmtree(directory)  # replace, never mix old and new results
+        directory.mkdir(parents=True, exist_ok=True)
+        return directory
+    out.mkdir(parents=True, exist_ok=True)
+    base = f"{config.stream}-{datetime.now():%Y%m%d-%H%M%S}"
+    for n in itertools.count(1):
+        directory = out / (base if n == 1 else f"{base}-{n}")
+        try:
+            directory.mkdir()
+            return directory
+        except FileExistsError:
+            continue
+    raise AssertionError("unreachable")
 
 
 def write_summary(bench: BenchResult, stream: SSLStream) -> None:

@@ -123,6 +123,9 @@ def bench(
     checkpoints: Annotated[bool, typer.Option(help="Save the model after each experience.")] = True,
     out: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
     run: Annotated[str | None, typer.Option(help="Run directory name.")] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace a --run directory that already holds results.")
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
 ) -> None:
     """Train each strategy on the same stream and seed; print matrices and the summary."""
@@ -173,6 +176,7 @@ def bench(
             run_name=run,
             progress=progress,
             training_seeds=parse_ints(seeds, "--seeds") if seeds else (),
+            overwrite=overwrite,
         )
         backbones.get(backbone)
         methods.get(method)

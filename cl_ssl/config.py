@@ -111,6 +111,7 @@ class BenchConfig:
         progress: Show progress bars.
         training_seeds: Seeds of model init, data order and views (``--seeds 0,1,2``);
             empty means ``(train.seed,)``.
+        overwrite: Replace a run directory that already holds results (else refuse).
     """
 
     stream: str
@@ -123,6 +124,7 @@ class BenchConfig:
     run_name: str | None = None
     progress: bool = True
     training_seeds: tuple[int, ...] = ()
+    overwrite: bool = False
 
     def __post_init__(self) -> None:
         if len(set(self.training_seeds)) != len(self.training_seeds):

@@ -98,6 +98,7 @@ def tiny_bench(tmp_path: Path):
             out=tmp_path / "runs",
             run_name="test",
             progress=False,
+            overwrite=True,  # tests rerun into one folder on purpose
         )
 
     return make

@@ -91,3 +91,27 @@ def test_val_fraction_evaluates_on_validation_splits_and_says_so(tiny_bench):
     saved = json.loads((config.out / "test" / "naive" / "seed0" / "config.json").read_text())
     assert saved["eval_split"] == "val" and saved["stream_options"]["val_fraction"] == 0.25
     assert "evaluated on the val splits" in (config.out / "test" / "summary.md").read_text()
+
+
+def test_a_run_directory_with_results_is_never_silently_reused(tiny_bench):
+    from dataclasses import replace
+
+    config = replace(tiny_bench(), overwrite=False)
+    run_bench(config)
+    directory = config.out / "test"
+    (directory / "naive" / "seed0" / "stale.txt").write_text("from an older run")
+    with pytest.raises(ValueError, match="already holds results: pass --overwrite"):
+        run_bench(config)
+    run_bench(replace(config, overwrite=True))
+    assert not (directory / "naive" / "seed0" / "stale.txt").exists()  # replaced, not mixed
+
+
+def test_unnamed_runs_started_together_get_their_own_directories(tiny_bench):
+    from dataclasses import replace
+
+    from cl_ssl.bench import make_run_directory
+
+    config = replace(tiny_bench(), run_name=None)
+    first, second = make_run_directory(config), make_run_directory(config)
+    assert first != second and first.is_dir() and second.is_dir()
+    assert first.name.startswith("digits-periods-") and second.name.startswith("digits-periods-")

@@ -316,7 +316,11 @@ def ingest(
     )
     for vod_id, reason in report.failed.items():
         typer.secho(f"  failed {vod_id}: {reason}", fg=typer.colors.YELLOW)
-    typer.echo(f"manifest: {out / 'manifest.csv'}")
+    manifest = out / "manifest.csv"
+    if not report.done and not report.skipped:
+        # Nothing usable: a zero exit (and a manifest path) would let a script go on blindly.
+        fail(ValueError(f"no VOD was ingested, so no manifest was written: fix the {vods} rows"))
+    typer.echo(f"manifest: {manifest}")
 
 
 @app.command()

@@ -115,7 +115,11 @@ def read_vods(path: Path) -> pd.DataFrame:
     if not path.is_file():
         raise FileNotFoundError(f"VOD list {path} not found")
     # dtype=str: ids such as "0042" must not turn into integers.
-    table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        table = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        message = f"VOD list {path} is empty (0 bytes): expected a CSV header and rows"
+        raise ValueError(message) from None
     table.columns = [str(c).strip() for c in table.columns]
     missing = [c for c in REQUIRED_COLUMNS if c not in table.columns]
     if missing:

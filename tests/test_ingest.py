@@ -313,3 +313,20 @@ def test_read_vods_keeps_ids_as_text_and_fills_optionals(tmp_path):
     assert row["created_at"] == pd.Timestamp(CREATED) and math.isnan(row["start"])
     with open(vods) as file:
         assert next(csv.reader(file)) == ["vod_id", "created_at", "source"]
+
+
+def test_cli_exits_non_zero_when_no_vod_was_ingested(tmp_path):
+    from typer.testing import CliRunner
+
+    from cl_ssl.cli import app
+
+    vods = write_csv(
+        tmp_path / "vods.csv",
+        [{"vod_id": "missing", "created_at": CREATED, "source": "nowhere.mp4", "start": ""}],
+    )
+    with pytest.warns(UserWarning, match="VOD missing failed"):
+        result = CliRunner().invoke(app, ["ingest", str(vods), "--out", str(tmp_path / "out")])
+    assert result.exit_code == 2, result.output
+    assert "failed missing" in result.output
+    assert "error: no VOD was ingested, so no manifest was written" in result.output
+    assert "manifest: " not in result.output

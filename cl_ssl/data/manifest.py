@@ -34,7 +34,11 @@ def read_manifest(path: Path) -> pd.DataFrame:
         raise FileNotFoundError(
             f"manifest {path} not found: build one with `clssl ingest` or `clssl drift`"
         )
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    try:
+        frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    except pd.errors.EmptyDataError:
+        message = f"manifest {path} is empty (0 bytes): expected a CSV header and rows"
+        raise ValueError(message) from None
     missing = [c for c in REQUIRED_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"{path} lacks columns {missing}; expected {EXPECTED}")

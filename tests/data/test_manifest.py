@@ -71,3 +71,10 @@ def test_an_empty_period_is_named(tmp_path):
     periods = parse_periods("2020-01-01/2020-07-01,2021-01-01/2021-07-01,2022-01-01/2022-07-01")
     with pytest.raises(ValueError, match="period 2021-01-01/2021-07-01 has no frames"):
         assign_periods(frame, periods)
+
+
+def test_a_zero_byte_manifest_is_named(tmp_path):
+    empty = tmp_path / "frames.csv"
+    empty.write_bytes(b"")
+    with pytest.raises(ValueError, match=r"manifest .*frames.csv is empty \(0 bytes\)"):
+        read_manifest(empty)

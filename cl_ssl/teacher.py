@@ -46,14 +46,15 @@ class Teacher:
         bn_mode: ``eval`` (running BatchNorm statistics) or ``batch`` (the current batch's
             statistics, like the student; running buffers untouched). See the module
             docstring.
+        option: How the user spells ``bn_mode`` (e.g. ``lwf-ssl.teacher-bn``), for errors.
 
     Attributes:
         model: The frozen copy, or None before the second experience.
     """
 
-    def __init__(self, bn_mode: BNMode = "eval") -> None:
+    def __init__(self, bn_mode: BNMode = "eval", option: str = "bn_mode") -> None:
         if bn_mode not in BN_MODES:
-            raise ValueError(f"bn_mode must be 'eval' or 'batch', got {bn_mode!r}")
+            raise ValueError(f"{option} must be 'eval' or 'batch', got {bn_mode!r}")
         self.bn_mode = bn_mode
         self.model: nn.Module | None = None
 

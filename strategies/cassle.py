@@ -53,7 +53,7 @@ from cl_ssl.losses.cassle import (
 )
 from cl_ssl.methods.simclr import SimCLR
 from cl_ssl.registry import register_strategy
-from cl_ssl.teacher import BN_MODES, Teacher
+from cl_ssl.teacher import Teacher
 from cl_ssl.template import experience_seed
 
 # Methods with a distillation form of their own: (predicted, teacher, temperature) -> term.
@@ -98,11 +98,7 @@ class CaSSLePlugin(SupervisedPlugin):
             raise ValueError(f"cassle.temperature must be > 0, got {options.temperature}")
         if options.hidden_dim is not None and options.hidden_dim < 1:
             raise ValueError(f"cassle.hidden-dim must be >= 1 or none, got {options.hidden_dim}")
-        if options.teacher_bn not in BN_MODES:
-            raise ValueError(
-                f"cassle.teacher-bn must be 'eval' or 'batch', got {options.teacher_bn!r}"
-            )
-        self.teacher = Teacher(options.teacher_bn)
+        self.teacher = Teacher(options.teacher_bn, option="cassle.teacher-bn")
         self.predictor: nn.Module | None = None
 
     def before_training_exp(self, strategy, *args, **kwargs) -> None:

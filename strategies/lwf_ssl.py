@@ -61,7 +61,7 @@ from torch import nn
 
 from cl_ssl.losses.distillation import ContrastiveDistillationLoss, RelationalDistillationLoss
 from cl_ssl.registry import register_strategy
-from cl_ssl.teacher import BN_MODES, Teacher
+from cl_ssl.teacher import Teacher
 
 
 @dataclass(frozen=True)
@@ -95,10 +95,6 @@ class LwFSSLPlugin(SupervisedPlugin):
         self.options = options or LwFSSLOptions()
         if self.options.lambda_ < 0:
             raise ValueError(f"lwf-ssl.lambda must be >= 0, got {self.options.lambda_}")
-        if self.options.teacher_bn not in BN_MODES:
-            raise ValueError(
-                f"lwf-ssl.teacher-bn must be 'eval' or 'batch', got {self.options.teacher_bn!r}"
-            )
         if self.options.mode == "contrastive":
             self.distill: nn.Module = ContrastiveDistillationLoss(self.options.temperature)
         else:
@@ -106,7 +102,7 @@ class LwFSSLPlugin(SupervisedPlugin):
             self.distill = RelationalDistillationLoss(
                 self.options.temperature, "mse" if mse else "kl"
             )
-        self.teacher = Teacher(self.options.teacher_bn)
+        self.teacher = Teacher(self.options.teacher_bn, option="lwf-ssl.teacher-bn")
 
     def before_training_exp(self, strategy, *args, **kwargs) -> None:
         # The first experience has nothing to remember: it runs exactly like naive.

@@ -29,9 +29,10 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/ruff check cl_ssl strategies benchmarks tests examples
 
-# Throughput table (images/s) of backbones x augmentation paths on this machine.
+# Throughput table (images/s): hand-written SimCLR loops, data pipeline, model step and
+# cl-ssl's strategies on the same model and data (docs/performance.md); ~6 min (estimated) idle.
 bench-speed: $(STAMP)
-	$(BIN)/python examples/speed_table.py
+	$(BIN)/python -m cl_ssl.speed --out runs/speed.json
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -40,7 +40,7 @@ def dataset_pair(options: StreamOptions) -> SSLStream:
         raise ValueError("pair needs --datasets A,B (two or more), e.g. cifar10=ROOT,fashion-mnist")
     loaded = [(name, load_dataset(name, root)) for name, root in specs]
     size = options.image_size or DEFAULT_IMAGE_SIZE
-    channels = max(data.train.images.shape[1] for _, data in loaded)
+    channels = max(data.train.channels for _, data in loaded)
     experiences = [
         ExperienceData(
             Path(name).name,

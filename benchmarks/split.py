@@ -37,8 +37,8 @@ def split(options: StreamOptions) -> SSLStream:
     data = load_dataset(options.dataset, options.data_root)
     if not data.train.is_labeled:
         raise ValueError(f"split needs labels: dataset '{options.dataset}' has none")
-    size = options.image_size or data.train.images.shape[-1]
-    channels = data.train.images.shape[1]
+    size = options.image_size or data.train.image_size
+    channels = data.train.channels
     train = harmonise(data.train, size, channels)
     test = None if data.test is None else harmonise(data.test, size, channels)
     order = class_order(sorted(set(train.labels.tolist())), options.split_seed)

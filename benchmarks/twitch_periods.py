@@ -8,8 +8,9 @@ test, deterministically by ``--seed``, by ``vod_id`` when the manifest has it so
 one VOD never sit on both sides.
 
 Labels for evaluation come from ``label`` or else ``category`` (a game, say); without them
-the stream reports the SSL loss only. Frames are decoded once, resized to ``--image-size``
-(default 32). Unreadable files are skipped and counted; more than ``--max-bad-fraction``
+the stream reports the SSL loss only. Frames are indexed (headers checked) and decoded on
+demand, resized to ``--image-size`` (default 32), so memory does not grow with the frames.
+Unreadable files are skipped and counted; more than ``--max-bad-fraction``
 (default 5%) of a period aborts with the files named. ``--max-images`` samples each period.
 """
 
@@ -17,8 +18,8 @@ from __future__ import annotations
 
 import torch
 
-from cl_ssl.data.image_folder import TooManyBadImagesError, decode_images
-from cl_ssl.data.images import UNLABELED, ImageTensorDataset
+from cl_ssl.data.image_folder import index_files
+from cl_ssl.data.images import UNLABELED
 from cl_ssl.data.manifest import (
     assign_periods,
     parse_periods,
@@ -57,19 +58,23 @@ def twitch_periods(options: StreamOptions) -> SSLStream:
         if options.max_images is not None and len(rows) > options.max_images:
             rows = rows.sample(n=options.max_images, random_state=options.split_seed + position)
             rows = rows.sort_values("timestamp", kind="stable")
-        try:
-            images, kept = decode_images(list(rows["path"]), size, options.max_bad_fraction)
-        except TooManyBadImagesError as error:
-            raise TooManyBadImagesError(f"period {name}: {error}") from None
-        skipped += len(rows) - len(kept)
-        rows = rows.iloc[kept]
         labels = torch.tensor(
             [names.index(v) if v in names else UNLABELED for v in rows.get(label_column, [])]
             if label_column
             else [UNLABELED] * len(rows),
             dtype=torch.long,
         )
-        period = ImageTensorDataset(images, labels, tuple(names))
+        # Headers only: frames are decoded when training reads them, after the cap.
+        period, kept = index_files(
+            list(rows["path"]),
+            labels,
+            size,
+            options.max_bad_fraction,
+            tuple(names),
+            where=f"period {name}: ",
+        )
+        skipped += period.skipped
+        rows = rows.iloc[kept]
         groups = list(rows["vod_id"]) if (rows["vod_id"] != "").all() else None
         train_idx, test_idx = split_indices(
             len(period), options.test_fraction, options.split_seed + position, groups

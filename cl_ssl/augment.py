@@ -7,7 +7,8 @@ see differently augmented data than another. Two interchangeable implementations
 - ``lightly``: Lightly's :class:`~lightly.transforms.SimCLRTransform` applied to every image
   (PIL), the reference definition of SimCLR's augmentation. ~900 images/s on this CPU.
 - ``batched``: the same pipeline with Kornia on the whole batch on the training device, with
-  independent random parameters per image. Several times faster; the default.
+  independent random parameters per image, the colour-jitter order included
+  (:class:`cl_ssl.color_jitter.PerImageColorJitter`). Several times faster; the default.
 
 Grayscale images (C = 1) are repeated to three channels first, so every backbone and the
 colour augmentations see RGB.
@@ -22,16 +23,16 @@ Example:
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol
+from typing import Protocol
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from cl_ssl.config import AugmentKind  # defined there, light for the CLI
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-
-AugmentKind = Literal["batched", "lightly"]
 
 
 @dataclass(frozen=True)
@@ -106,23 +107,32 @@ class _EvalView:
 
 
 class BatchedTwoViewAugment(_EvalView, nn.Module):
-    """Lightly's SimCLR pipeline re-expressed with Kornia, per-image parameters, any device."""
+    """Lightly's SimCLR pipeline re-expressed with Kornia, per-image parameters, any device.
+
+    Every random choice is per image and per view, as Lightly's per-image transform makes it:
+    crop, flip, whether to jitter, the jitter factors *and order*
+    (:class:`cl_ssl.color_jitter.PerImageColorJitter`), grayscale, blur.
+    """
 
     def __init__(self, config: AugmentConfig) -> None:
         nn.Module.__init__(self)
-        import kornia.augmentation as K
+        import kornia.augmentation as K  # lazily: importing cl_ssl.config must stay cheap
+
+        from cl_ssl.color_jitter import PerImageColorJitter
 
         self.config = config
         brightness, contrast, saturation, hue = config.jitter()
-        blur_kernel = max(3, int(0.1 * config.input_size) // 2 * 2 + 1)
+        kernel = max(3, int(0.1 * config.input_size) // 2 * 2 + 1)
+        blur = K.RandomGaussianBlur((kernel, kernel), config.sigmas, p=config.gaussian_blur)
         self.pipeline = K.AugmentationSequential(
             K.RandomResizedCrop(
                 (config.input_size, config.input_size), scale=(config.min_scale, 1.0)
             ),
             K.RandomHorizontalFlip(p=config.hf_prob),
-            K.ColorJitter(brightness, contrast, saturation, hue, p=config.cj_prob),
+            PerImageColorJitter(brightness, contrast, saturation, hue, p=config.cj_prob),
             K.RandomGrayscale(p=config.random_gray_scale),
-            K.RandomGaussianBlur((blur_kernel, blur_kernel), config.sigmas, p=config.gaussian_blur),
+            # Kornia blurs every image and then keeps the p-selected ones: skip it at p = 0.
+            *([blur] if config.gaussian_blur > 0 else []),
             K.Normalize(mean=torch.tensor(config.mean), std=torch.tensor(config.std)),
         )
 

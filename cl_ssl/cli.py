@@ -8,11 +8,19 @@ from typing import Annotated
 import typer
 
 import cl_ssl  # noqa: F401  (silences third-party warnings before they are imported)
-from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
-from cl_ssl.options import describe
-from cl_ssl.registry import UnknownNameError, backbones, datasets, methods, strategies, streams
-from cl_ssl.strategy import NoOptions, parse_option_flags
-from cl_ssl.streams import StreamOptions
+
+# Only light modules here: `clssl --help` and `clssl list` import neither torch, Avalanche,
+# Lightly, Kornia nor pandas (tests/test_cli.py checks). Each command imports what it runs.
+from cl_ssl.config import BenchConfig, EvalConfig, StreamOptions, TrainConfig
+from cl_ssl.registry import (
+    Registry,
+    UnknownNameError,
+    backbones,
+    datasets,
+    methods,
+    strategies,
+    streams,
+)
 
 app = typer.Typer(
     add_completion=False,
@@ -99,6 +107,26 @@ def bench(
         ),
     ] = 0.0,
     device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    precision: Annotated[
+        str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.")
+    ] = "auto",
+    channels_last: Annotated[
+        bool | None,
+        typer.Option(
+            "--channels-last/--no-channels-last",
+            help="Model and views in channels-last memory format (default: on).",
+        ),
+    ] = None,
+    compile: Annotated[
+        bool, typer.Option(help="torch.compile the backbone (opt-in; slow first steps).")
+    ] = False,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            help="DataLoader processes decoding images (default: 0 for in-memory data, "
+            "half the cores for image files)."
+        ),
+    ] = None,
     data_root: Annotated[Path | None, typer.Option(help="Dataset root on disk.")] = None,
     image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
     max_images: Annotated[
@@ -240,6 +268,8 @@ def _resume_config(ctx: typer.Context, directory: Path) -> BenchConfig:
 
 def _bench_config(params: dict) -> BenchConfig:
     """The :class:`BenchConfig` of ``clssl bench``'s flags (``ctx.params``)."""
+    from cl_ssl.strategy import parse_option_flags
+
     p = params
     if not p["stream"]:
         raise ValueError("--stream is required: pass a stream name (see `clssl list`)")
@@ -261,6 +291,10 @@ def _bench_config(params: dict) -> BenchConfig:
             method_options=parse_option_flags(p["method_opt"] or [], "method"),
             augment=p["augment"],
             device=p["device"],
+            workers=p["workers"],
+            precision=p["precision"],
+            channels_last=p["channels_last"],
+            compile=p["compile"],
             seed=p["seed"],
         ),
         stream_options=StreamOptions(
@@ -579,37 +613,48 @@ def drift(
     )
 
 
+@app.command(
+    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
+    add_help_option=False,
+)
+def speed(ctx: typer.Context) -> None:
+    """Images/s of hand-written SimCLR loops vs cl-ssl's strategies (--help for flags).
+
+    The flags are declared once, by ``python -m cl_ssl.speed`` (``cl_ssl/speed/__main__.py``);
+    this command passes them through. Results: docs/performance.md.
+    """
+    from cl_ssl.speed.__main__ import main as speed_main
+
+    raise typer.Exit(speed_main(list(ctx.args)))
+
+
 @app.command("list")
 def list_entries(
     strategies_only: Annotated[
         bool, typer.Option("--strategies", help="Only strategies, with their options.")
     ] = False,
 ) -> None:
-    """Print the registered streams, strategies (with options), backbones and methods."""
-    typer.echo("strategies:")
-    for name, cls in strategies.items():
-        typer.echo(f"  {name}: {_first_line(cls.__doc__)}")
-        for key, type_name, default in describe(getattr(cls, "Options", NoOptions)):
-            typer.echo(f"      --opt {name}.{key}=  ({type_name}, default {default})")
+    """Print the registered streams, strategies (with options), backbones and methods.
+
+    Read from the registries' source (``cl_ssl.registry_index``): nothing is trained or
+    imported, so it answers in a fraction of a second.
+    """
+    _list_registry("strategies", strategies, "--opt")
     if strategies_only:
         return
-    typer.echo("methods:")
-    for name, cls in methods.items():
-        typer.echo(f"  {name}: {_first_line(cls.__doc__)}")
-        for key, type_name, default in describe(getattr(cls, "Options", NoOptions)):
-            typer.echo(f"      --method-opt {name}.{key}=  ({type_name}, default {default})")
-    for title, registry in (
-        ("streams", streams),
-        ("backbones", backbones),
-        ("datasets", datasets),
-    ):
-        typer.echo(f"{title}:")
-        for name, obj in registry.items():
-            typer.echo(f"  {name}: {_first_line(obj.__doc__)}")
+    _list_registry("methods", methods, "--method-opt")
+    for title, registry in (("streams", streams), ("backbones", backbones), ("datasets", datasets)):
+        _list_registry(title, registry)
 
 
-def _first_line(doc: str | None) -> str:
-    return (doc or "").strip().splitlines()[0] if doc and doc.strip() else ""
+def _list_registry(title: str, registry: Registry, flag: str | None = None) -> None:
+    """``title:``, then ``  name: summary`` per entry and, with ``flag``, one line per option."""
+    typer.echo(f"{title}:")
+    for entry in registry.catalogue():
+        typer.echo(f"  {entry.name}: {entry.summary}")
+        if flag is not None:
+            for key, type_name, default in entry.options or ():
+                typer.echo(f"      {flag} {entry.name}.{key}=  ({type_name}, default {default})")
 
 
 def main() -> None:

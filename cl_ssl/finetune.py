@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from cl_ssl.checkpoint import load_encoder
 from cl_ssl.data.datasets import LoadedDataset
+from cl_ssl.data.files import image_batches, in_memory
 from cl_ssl.data.images import ImageTensorDataset
 from cl_ssl.data.resolve import harmonise, load_dataset
 from cl_ssl.run_config import load_run_config
@@ -134,9 +135,11 @@ class SeenImages:
     def of_stream(cls, stream: SSLStream) -> SeenImages:
         """The training images of every experience of ``stream``."""
         keys: set[bytes] = set()
+        formats = set()
         for experience in stream.experiences:
-            keys.update(image_keys(experience.train.images))
-        formats = {tuple(e.train.images.shape[1:]) for e in stream.experiences}
+            images = in_memory(experience.train).images  # disk-backed streams decode here
+            keys.update(image_keys(images))
+            formats.add(tuple(images.shape[1:]))
         return cls(frozenset(keys), frozenset(formats))
 
     def unseen(self, dataset: ImageTensorDataset) -> Tensor:
@@ -148,6 +151,7 @@ class SeenImages:
         keep = torch.ones(len(dataset), dtype=torch.bool)
         if not len(dataset):
             return keep
+        dataset = in_memory(dataset)
         for channels, height, width in self.formats:
             candidate = dataset
             if tuple(dataset.images.shape[1:]) != (channels, height, width):
@@ -196,7 +200,7 @@ def stream_test_set(stream: SSLStream) -> ImageTensorDataset:
             f"stream '{stream.name}' has unlabeled images: finetuning needs labels; "
             "pass --data NAME (a labeled dataset)"
         )
-    tests = [e.test for e in stream.experiences if e.test is not None]
+    tests = [in_memory(e.test) for e in stream.experiences if e.test is not None]
     shapes = {tuple(t.images.shape[1:]) for t in tests}
     if len(shapes) > 1:
         raise ValueError(
@@ -358,9 +362,7 @@ def labeled_data(config: FinetuneConfig) -> LabeledData:
 
 @torch.no_grad()
 def _features(encoder: nn.Module, dataset: ImageTensorDataset, device: str) -> torch.Tensor:
-    chunks = [
-        encoder(dataset.images[i : i + 512].to(device)).cpu() for i in range(0, len(dataset), 512)
-    ]
+    chunks = [encoder(images.to(device)).cpu() for images in image_batches(dataset, 512)]
     return torch.cat(chunks)
 
 

@@ -70,18 +70,43 @@ def convert(text: str, annotation: Any) -> Any:
 
 
 def describe(cls: type) -> list[tuple[str, str, str]]:
-    """(key, type, default) of every field, for ``clssl list``."""
+    """(key, type, default) of every field, for ``clssl list``.
+
+    ``cl_ssl.registry_index`` renders the same rows from the source without importing it.
+
+    Example:
+        >>> @dataclasses.dataclass
+        ... class Opts:
+        ...     mode: typing.Literal["a", "b"] = "a"
+        ...     size: int | None = None
+        >>> describe(Opts)
+        [('mode', 'a|b', "'a'"), ('size', 'int | None', 'None')]
+    """
     hints = typing.get_type_hints(cls)
     rows = []
     for f in dataclasses.fields(cls):
-        default = f.default if f.default is not dataclasses.MISSING else "(required)"
-        rows.append((field_key(f.name), type_label(hints[f.name]), repr(default)))
+        if f.default is not dataclasses.MISSING:
+            default = repr(f.default)
+        elif f.default_factory is not dataclasses.MISSING:
+            default = repr(f.default_factory())
+        else:
+            default = "(required)"
+        rows.append((field_key(f.name), type_label(hints[f.name]), default))
     return rows
 
 
 def type_label(annotation: Any) -> str:
-    """Readable type: ``float``, ``int | None``, ``relational|contrastive`` for a Literal."""
-    if typing.get_origin(annotation) is typing.Literal:
-        return "|".join(map(str, typing.get_args(annotation)))
+    """Readable type: ``float``, ``int | None``, ``tuple[int, ...]``, ``a|b`` for a Literal."""
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return "|".join(map(str, args))
+    if origin in (typing.Union, types.UnionType):
+        return " | ".join(type_label(a) for a in args)
+    if annotation is type(None):
+        return "None"
+    if origin is not None and args:
+        inner = ", ".join("..." if a is Ellipsis else type_label(a) for a in args)
+        return f"{getattr(origin, '__name__', origin)}[{inner}]"
     name = getattr(annotation, "__name__", None) or str(annotation)
     return name.replace("typing.", "")

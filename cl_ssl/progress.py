@@ -25,8 +25,9 @@ class ProgressPlugin(SupervisedPlugin):
 
     def after_training_iteration(self, strategy, *args, **kwargs) -> None:
         if self.bar is not None:
-            terms = {k: f"{v.item():.3f}" for k, v in strategy.loss_terms.items()}
-            self.bar.set_postfix(terms, refresh=False)
+            if self.bar.n % 50 == 0:  # reading the terms waits for the device: not every step
+                terms = {k: f"{v.item():.3f}" for k, v in strategy.loss_terms.items()}
+                self.bar.set_postfix(terms, refresh=False)
             self.bar.update()
 
     def after_training_exp(self, strategy, *args, **kwargs) -> None:

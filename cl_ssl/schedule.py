@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
-from torch.optim import Optimizer
+if TYPE_CHECKING:  # torch for the annotation only: cl_ssl.config (and `clssl --help`) import this
+    from torch.optim import Optimizer
 
 ScheduleKind = Literal["constant", "cosine"]
 SCHEDULES: tuple[str, ...] = ("constant", "cosine")

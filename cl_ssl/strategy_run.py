@@ -19,6 +19,7 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -27,7 +28,6 @@ from pathlib import Path
 
 import pandas as pd
 import torch
-from avalanche.evaluation.metrics import loss_metrics
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 from lightly.models.utils import get_weight_decay_parameters
@@ -36,6 +36,8 @@ from lightly.utils.lars import LARS
 from cl_ssl.augment import make_augment
 from cl_ssl.checkpoint import CheckpointInfo, save_checkpoint
 from cl_ssl.config import BenchConfig, TrainConfig
+from cl_ssl.data.files import ImageFileDataset
+from cl_ssl.evaluation.loss import loss_metrics
 from cl_ssl.evaluation.metrics import (
     EXPERIENCE_TAG,
     STREAM_TAG,
@@ -55,7 +57,7 @@ from cl_ssl.results import StrategyFailure, StrategyResult
 from cl_ssl.state import capture, restore
 from cl_ssl.strategy import build_plugins, run_name
 from cl_ssl.streams import SSLStream
-from cl_ssl.template import SSLTemplate
+from cl_ssl.template import NonFiniteLoss, SSLTemplate
 
 
 class StrategyFailed(Exception):
@@ -77,11 +79,38 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype of ``precision``: ``auto`` is bf16 on CUDA, fp32 (None) on CPU.
+
+    ``bf16`` on a CPU with native bf16 (AVX512-BF16, AMX) is ~2x faster per step for the
+    small ResNet, but ``auto`` keeps fp32 there: other CPUs emulate bf16 slowly, and CPU runs
+    are the fp32 reference.
+    """
+    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
+        return torch.bfloat16
+    return None
+
+
+def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
+    """None (auto) is on: tensor cores want NHWC, and so does oneDNN on the CPU.
+
+    Measured on the 2-core CPU (small ResNet, 32 px, batch 256, one thread): a naive step
+    ~2.0 s contiguous vs ~1.0 s channels-last in fp32, ~0.8 vs ~0.5 s under bf16.
+    """
+    return True if channels_last is None else channels_last
+
+
 def build_model(train: TrainConfig, image_size: int) -> tuple[SSLModel, SSLMethod]:
-    """Backbone + the method's head (and predictor), and the method itself."""
+    """Backbone + the method's head (and predictor), and the method itself.
+
+    ``train.compile`` compiles the backbone in place (``nn.Module.compile``): its
+    ``state_dict`` keys stay the plain module's, so checkpoints load either way.
+    """
     method = build_method(train.method, train.method_options)
     backbone = backbones.get(train.backbone)(image_size)
     head = method.make_head(backbone.feature_dim)
+    if train.compile:
+        backbone.compile()
     return SSLModel(backbone, head, method.make_predictor()), method
 
 
@@ -100,6 +129,22 @@ def make_optimizer(train: TrainConfig, model: torch.nn.Module) -> torch.optim.Op
     if train.optimizer == "lars":
         return LARS(groups, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
     return torch.optim.Adam(groups, lr=train.lr, weight_decay=train.weight_decay)
+
+
+def loader_options(workers: int | None, stream: SSLStream, device: torch.device) -> dict:
+    """DataLoader arguments of every training and evaluation loader of a run.
+
+    ``workers`` None picks none for in-memory data and half the cores (at most 8) for
+    disk-backed data; workers persist across the epochs of an experience.
+    """
+    if workers is None:
+        on_disk = any(isinstance(e.train, ImageFileDataset) for e in stream.experiences)
+        workers = min(8, max(1, (os.cpu_count() or 2) // 2)) if on_disk else 0
+    return {
+        "num_workers": workers,
+        "persistent_workers": workers > 0,
+        "pin_memory": device.type == "cuda",
+    }
 
 
 def run_config(config: BenchConfig, stream: SSLStream, strategy: str) -> dict:
@@ -152,6 +197,7 @@ class StrategyRun:
         train = config.train
         directory.mkdir(parents=True, exist_ok=True)
         self.device = resolve_device(train.device)
+        self.loader_options = loader_options(train.workers, stream, self.device)
         self.run_config = run_config(config, stream, self.name)
         write_json(directory / "config.json", self.run_config)
         # Same seed before building anything: every strategy starts from the same weights;
@@ -189,6 +235,8 @@ class StrategyRun:
             eval_seed=config.stream_options.split_seed,
             train_seed=train.seed,
             schedule=train.lr_schedule,
+            autocast_dtype=resolve_precision(train.precision, self.device),
+            channels_last=resolve_channels_last(train.channels_last, self.device),
         )
         self.rows: list[dict] = []
         self.tags: dict[str, None] = {}  # Avalanche metric names measured, in order
@@ -239,7 +287,7 @@ class StrategyRun:
         """Evaluate on every experience's split; append tidy rows, rewrite metrics.csv."""
         with self._failure_position():
             start = time.perf_counter()
-            metrics = self.strategy.eval(self.stream.benchmark.test_stream)
+            metrics = self.strategy.eval(self.stream.benchmark.test_stream, **self.loader_options)
             self.eval_seconds += time.perf_counter() - start
         for key, value in metrics.items():
             match = EXPERIENCE_TAG.match(key) or STREAM_TAG.match(key)
@@ -264,7 +312,7 @@ class StrategyRun:
         for experience in experiences:
             with self._failure_position():
                 start = time.perf_counter()
-                self.strategy.train(experience, eval_streams=[])
+                self.strategy.train(experience, eval_streams=[], **self.loader_options)
                 self.train_seconds += time.perf_counter() - start
             k = experience.current_experience
             self.experience = k
@@ -326,13 +374,20 @@ class StrategyRun:
         except Exception as error:
             clock = self.strategy.clock
             experience = getattr(self.strategy, "experience", None)
+            position = (
+                experience.current_experience if experience is not None else -1,
+                clock.train_exp_epochs,
+                clock.train_epoch_iterations,
+            )
+            if isinstance(error, NonFiniteLoss):  # found some steps later: where it began
+                position = (error.experience, error.epoch, error.step)
             message = str(error).strip()
             failure = StrategyFailure(
                 name=self.name,
                 seed=self.config.train.seed,
-                experience=experience.current_experience if experience is not None else -1,
-                epoch=clock.train_exp_epochs,
-                step=clock.train_epoch_iterations,
+                experience=position[0],
+                epoch=position[1],
+                step=position[2],
                 error=type(error).__name__,
                 message=message.splitlines()[0] if message else "",
                 directory=self.directory,

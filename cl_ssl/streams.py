@@ -9,61 +9,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
 from avalanche.benchmarks.utils import as_classification_dataset
 from torch import Tensor
 
-from cl_ssl.data.images import ImageTensorDataset
-
-
-@dataclass(frozen=True)
-class StreamOptions:
-    """Everything a stream may be configured with; each stream reads the fields it needs.
-
-    Attributes:
-        data_root: Root of the dataset on disk (ImageFolder layout for ``cifar10-split``).
-        split_seed: Seed of every random choice a stream makes (caps, splits, class order).
-            Fixed by default and independent of the training seed, so a spread over
-            ``--seeds`` measures training variance on identical data.
-        image_size: Side of the square training input; None keeps the stream's default.
-        max_images: Cap on images per experience (before the test split), for quick runs.
-        test_fraction: Share of an experience held out for testing when it has no test set.
-        val_fraction: Share of each experience's training images held out as a validation
-            split; when > 0 every evaluation runs on the validation splits and the test
-            splits are never touched (tune defaults this way, never on test data).
-        manifest: Frame manifest CSV (``twitch-periods``).
-        periods: Explicit periods ``START/END[,START/END...]`` (``twitch-periods``).
-        period_length: Period length such as ``6M`` when ``periods`` is not given.
-        max_bad_fraction: Share of unreadable images tolerated per period before aborting.
-        datasets: Comma-separated dataset names or folders, one experience each (``pair``).
-        dataset: Dataset name or folder to split by class (``split``).
-        tasks: Number of class-incremental tasks (``split``).
-        extra: Options of third-party streams (``key=value`` from ``--stream-opt``).
-    """
-
-    data_root: Path | None = None
-    split_seed: int = 0
-    image_size: int | None = None
-    max_images: int | None = None
-    test_fraction: float = 0.1
-    val_fraction: float = 0.0
-    manifest: Path | None = None
-    periods: str | None = None
-    period_length: str | None = None
-    max_bad_fraction: float = 0.05
-    datasets: str | None = None
-    dataset: str | None = None
-    tasks: int = 5
-    extra: dict[str, str] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.max_bad_fraction <= 1.0:
-            raise ValueError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+from cl_ssl.config import StreamOptions  # defined there (light); still importable from here
+from cl_ssl.data.files import ImageDataset
 
 
 @dataclass
@@ -75,8 +28,8 @@ class ExperienceData:
     """
 
     name: str
-    train: ImageTensorDataset
-    test: ImageTensorDataset | None = None
+    train: ImageDataset
+    test: ImageDataset | None = None
     domain: str = ""
 
 
@@ -203,7 +156,7 @@ def make_stream(
     )
 
 
-def cap_images(dataset: ImageTensorDataset, cap: int | None, seed: int) -> ImageTensorDataset:
+def cap_images(dataset: ImageDataset, cap: int | None, seed: int) -> ImageDataset:
     """At most ``cap`` images of ``dataset``: a seeded random subset in the original order."""
     if cap is None or len(dataset) <= cap:
         return dataset
@@ -211,7 +164,7 @@ def cap_images(dataset: ImageTensorDataset, cap: int | None, seed: int) -> Image
     return dataset.subset(keep.sort().values)
 
 
-def select_classes(dataset: ImageTensorDataset, classes: Sequence[int]) -> ImageTensorDataset:
+def select_classes(dataset: ImageDataset, classes: Sequence[int]) -> ImageDataset:
     """The images of ``dataset`` whose label is in ``classes`` (labels unchanged)."""
     mask = torch.isin(dataset.labels, torch.tensor(list(classes), dtype=torch.long))
     return dataset.subset(mask.nonzero().flatten())

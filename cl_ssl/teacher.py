@@ -81,7 +81,14 @@ class Teacher:
 
     @torch.no_grad()
     def __call__(self, views: Tensor) -> Any:
-        """The frozen model's output on ``views`` (e.g. :class:`SSLOutput`), without gradient."""
+        """The frozen model's output on ``views`` (e.g. :class:`SSLOutput`), without gradient.
+
+        ``no_grad``, not ``inference_mode``: the outputs enter the student's loss as constants,
+        and autograd must *save* them for the student's backward (the contrastive term's
+        ``student @ teacher.T``), which inference tensors refuse ("Inference tensors cannot
+        be saved for backward"); cloning them out would cost what inference mode saves. Under
+        the template's autocast (``before_backward``) the teacher runs in bf16 too.
+        """
         if self.model is None:
             raise RuntimeError("there is no teacher before the second experience: check .active")
         self._set_modes(self.model)  # cheap, and robust to anyone calling .train() on the copy

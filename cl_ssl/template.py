@@ -15,6 +15,14 @@ Evaluation augments with a fixed seed per (experience, minibatch), so the evalua
 loss of two models, or of two strategies, is computed on identical views, and evaluating
 never consumes the training random stream.
 
+Fast steps: forward and loss (the plugins' ``before_backward`` terms included) run under
+``torch.autocast`` when ``autocast_dtype`` is given (bf16), never the backward pass or the
+optimizer step; ``channels_last`` puts the model and every batch of views in that memory
+format. Nothing in a step reads a tensor on the host: a non-finite loss is detected from the
+losses kept on the device, checked every :attr:`SSLTemplate.finite_check_every` steps and at
+every epoch's end, and reported as :class:`NonFiniteLoss` with the experience, epoch and step
+of the *first* bad step (the steps after it are wasted, never reported).
+
 Every strategy sees the same batches and views in *every* experience, not just the first:
 the global random state is reseeded from ``(train_seed, k)`` once the plugins'
 ``before_training_exp`` has run, just before experience k's first epoch. Whatever a plugin
@@ -26,6 +34,7 @@ training use their own :class:`torch.Generator` (see :func:`experience_seed`).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -56,6 +65,28 @@ def experience_seed(seed: int, experience: int, stream: str = "train") -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
+class NonFiniteLoss(FloatingPointError):
+    """The training loss was NaN or infinite first at ``experience``, ``epoch``, ``step``."""
+
+    def __init__(self, message: str, experience: int, epoch: int, step: int) -> None:
+        super().__init__(message)
+        self.experience, self.epoch, self.step = experience, epoch, step
+
+
+def views_channels_last(views: Tensor) -> Tensor:
+    """``[..., C, H, W]`` views laid out channels-last, so ``flatten`` to ``[N, C, H, W]`` keeps it.
+
+    Example:
+        >>> x = views_channels_last(torch.zeros(4, 2, 3, 8, 8))
+        >>> x.flatten(0, 1).is_contiguous(memory_format=torch.channels_last)
+        True
+    """
+    dims = views.ndim
+    to_last = (*range(dims - 3), dims - 2, dims - 1, dims - 3)  # C after H, W in memory
+    back = (*range(dims - 3), dims - 1, dims - 3, dims - 2)
+    return views.permute(to_last).contiguous().permute(back)
+
+
 class SSLTemplate(SupervisedTemplate):
     """Self-supervised training on an Avalanche stream.
 
@@ -75,6 +106,9 @@ class SSLTemplate(SupervisedTemplate):
         train_seed: Experience k's data order and views are seeded from
             ``(train_seed, k)``; None leaves the global random state alone.
         schedule: Learning-rate schedule, restarted every experience, stepped per iteration.
+        autocast_dtype: Autocast forward and loss to this dtype (``torch.bfloat16``); None
+            runs in fp32.
+        channels_last: Model and views in the channels-last memory format.
 
     Example:
         >>> strategy = SSLTemplate(
@@ -98,8 +132,12 @@ class SSLTemplate(SupervisedTemplate):
         eval_seed: int = 0,
         train_seed: int | None = None,
         schedule: LRSchedule | None = None,
+        autocast_dtype: torch.dtype | None = None,
+        channels_last: bool = False,
     ) -> None:
         kwargs = {} if evaluator is None else {"evaluator": evaluator}
+        if channels_last:
+            model = model.to(memory_format=torch.channels_last)
         super().__init__(
             model=model,
             optimizer=optimizer,
@@ -124,6 +162,10 @@ class SSLTemplate(SupervisedTemplate):
         self.steps_trained = 0
         self._eval_batch_index = 0
         self._pending_optimizer_state: dict | None = None
+        self.autocast_dtype = autocast_dtype
+        self.channels_last = channels_last
+        # (loss, its terms, (experience, epoch, step)) of the steps since the last check.
+        self._unchecked: list[tuple[Tensor, dict[str, Tensor], tuple[int, int, int]]] = []
 
     # -- state, for checkpoints (cl_ssl.state) -------------------------------------------
     def counters(self) -> dict[str, int]:
@@ -159,7 +201,42 @@ class SSLTemplate(SupervisedTemplate):
 
     def ssl_views(self, images: Tensor) -> Tensor:
         """Two augmented views of raw uint8 ``images`` (for plugins with their own data)."""
-        return self.augment(images.to(self.device))
+        return self._model_input(self.augment(images.to(self.device)))
+
+    # -- fast steps ---------------------------------------------------------------------
+    finite_check_every: int = 50
+    """Steps between host reads of the losses (each read waits for the device)."""
+
+    def autocast(self) -> torch.autocast:
+        """The step's autocast context (a no-op without ``autocast_dtype``)."""
+        dtype = self.autocast_dtype
+        return torch.autocast(self.device.type, dtype=dtype, enabled=dtype is not None)
+
+    def _model_input(self, views: Tensor) -> Tensor:
+        return views_channels_last(views) if self.channels_last else views
+
+    def check_finite(self) -> None:
+        """Raise :class:`NonFiniteLoss` for the first non-finite loss since the last check.
+
+        The one host read of the training losses: every ``finite_check_every`` steps and at
+        the end of every epoch.
+        """
+        unchecked, self._unchecked = self._unchecked, []
+        if not unchecked:
+            return
+        finite = torch.stack([torch.isfinite(loss).all() for loss, _, _ in unchecked])
+        if bool(finite.all()):
+            return
+        first = int((~finite).nonzero()[0])
+        _, terms, (experience, epoch, step) = unchecked[first]
+        values = ", ".join(f"{k}={v.item():.4g}" for k, v in terms.items())
+        raise NonFiniteLoss(
+            f"non-finite loss ({values}) on experience {experience}, epoch {epoch}, step "
+            f"{step}: lower --lr or a strategy's weight",
+            experience,
+            epoch,
+            step,
+        )
 
     # -- Avalanche overrides ------------------------------------------------------------
     def _before_training_exp(self, **kwargs) -> None:
@@ -171,11 +248,12 @@ class SSLTemplate(SupervisedTemplate):
         if self.train_seed is not None:
             k = self.experience.current_experience
             RNGManager.set_random_seeds(experience_seed(self.train_seed, k))
+        self._unchecked = []
 
     def _before_forward(self, **kwargs) -> None:
         super()._before_forward(**kwargs)  # plugins see (and may change) raw images
         if self.is_training:
-            self.mbatch[0] = self.augment(self.mbatch[0])
+            self.mbatch[0] = self._model_input(self.augment(self.mbatch[0]))
 
     def _unpack_minibatch(self) -> None:
         super()._unpack_minibatch()
@@ -184,7 +262,7 @@ class SSLTemplate(SupervisedTemplate):
             return  # augmented after the plugins' before_forward
         seed = self.eval_seed + 100_003 * self.experience.current_experience
         torch.manual_seed(seed + self._eval_batch_index)
-        self.mbatch[0] = self.augment(images)
+        self.mbatch[0] = self._model_input(self.augment(images))
         self._eval_batch_index += 1
 
     def eval(self, experiences, **kwargs):
@@ -208,20 +286,38 @@ class SSLTemplate(SupervisedTemplate):
         super().optimizer_step()
         self.method.after_step(self.model, step + 1, self.steps_per_epoch * epochs)
 
+    def forward(self) -> Any:
+        with self.autocast():
+            return super().forward()
+
     def criterion(self) -> Tensor:
         # The views, not the labels: methods with a target network of their own need them.
-        loss = self._criterion(self.mb_output, self.mb_x)
+        with self.autocast():
+            loss = self._criterion(self.mb_output, self.mb_x)
         if self.is_training:
             self.loss_terms["ssl"] = loss.detach()
             self.images_trained += self.mb_x.shape[0]
             self.steps_trained += 1
         return loss
 
+    def _before_backward(self, **kwargs) -> None:
+        with self.autocast():  # the plugins' loss terms (a teacher's forward included)
+            super()._before_backward(**kwargs)
+
     def backward(self) -> None:
-        if not torch.isfinite(self.loss).all():
-            terms = ", ".join(f"{k}={v.item():.4g}" for k, v in self.loss_terms.items())
-            raise FloatingPointError(
-                f"non-finite loss ({terms}) on experience "
-                f"{self.experience.current_experience}: lower --lr or a strategy's weight"
-            )
+        position = (
+            self.experience.current_experience,
+            self.clock.train_exp_epochs,
+            self.clock.train_epoch_iterations,
+        )
+        self._unchecked.append((self.loss.detach(), self.loss_terms, position))
         super().backward()
+
+    def _after_training_iteration(self, **kwargs) -> None:
+        super()._after_training_iteration(**kwargs)
+        if len(self._unchecked) >= self.finite_check_every:
+            self.check_finite()
+
+    def _after_training_epoch(self, **kwargs) -> None:
+        self.check_finite()  # before any plugin uses the epoch's weights
+        super()._after_training_epoch(**kwargs)

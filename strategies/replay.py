@@ -155,7 +155,8 @@ class ReplayPlugin(AvalancheReplayPlugin):
             index = torch.randperm(available, generator=self.generator)[:count]
         else:
             index = torch.randint(available, (count,), generator=self.generator)
-        index = index.to(batch[0].device)
+        # Non-blocking: a blocking copy to a GPU would wait for every queued step first.
+        index = index.to(batch[0].device, non_blocking=True)
         for j, field in enumerate(self.memory):
             batch[j] = torch.cat([batch[j][: size - count], field[index].to(batch[j].dtype)])
 

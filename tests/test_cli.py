@@ -1,3 +1,6 @@
+import subprocess
+import sys
+
 import pytest
 from typer.testing import CliRunner
 
@@ -88,3 +91,39 @@ def test_list_shows_every_registry():
     assert result.exit_code == 0
     for expected in ("naive", "digits-periods", "small_resnet", "simclr", "digits"):
         assert expected in result.output
+
+
+def test_list_prints_options_of_strategies_and_methods():
+    result = runner.invoke(app, ["list"])
+    assert result.exit_code == 0
+    lines = result.output.splitlines()
+    assert "      --opt lwf-ssl.lambda=  (float, default 1.0)" in lines
+    assert "      --method-opt simclr.hidden-dim=  (int | None, default None)" in lines
+    assert "  naive: Adds nothing to the template: plain finetuning." in lines
+    assert lines.index("methods:") < lines.index("streams:") < lines.index("datasets:")
+
+
+@pytest.mark.parametrize("args", [["list"], ["--help"], ["bench", "--help"]])
+def test_help_and_list_import_no_training_stack(args, tmp_path):
+    """`clssl --help` and `clssl list` stay fast: no torch, Avalanche, Lightly, Kornia, pandas."""
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from cl_ssl.cli import app\n"
+        f"result = CliRunner().invoke(app, {args!r})\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = ('torch', 'avalanche', 'lightly', 'kornia', 'pandas')\n"
+        "print(sorted(m for m in heavy if m in sys.modules))\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
+def test_speed_passes_its_flags_through_to_the_speed_tool():
+    shown = runner.invoke(app, ["speed", "--help"])
+    assert shown.exit_code == 0 and "--batch-size" in shown.output and "--rows" in shown.output
+    bad = runner.invoke(app, ["speed", "--rows", "no-such-row", "--windows", "1"])
+    assert bad.exit_code == 2 and "no-such-row" in bad.output

@@ -2,9 +2,9 @@ import random
 
 import pandas as pd
 import pytest
+from cl_ssl.benchmarks.twitch_periods import twitch_periods
 from typer.testing import CliRunner
 
-from benchmarks.twitch_periods import twitch_periods
 from cl_ssl.cli import app
 from cl_ssl.drift import DriftConfig, build_drift_manifest, drift_summary, period_categories
 from cl_ssl.streams import StreamOptions

@@ -6,9 +6,9 @@ import av
 import numpy as np
 import pandas as pd
 import torch
+from cl_ssl.benchmarks.twitch_periods import twitch_periods
 from sklearn.datasets import load_digits
 
-from benchmarks.twitch_periods import twitch_periods
 from cl_ssl.bench import run_bench
 from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
 from cl_ssl.ingest import IngestConfig, ingest

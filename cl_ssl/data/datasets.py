@@ -6,15 +6,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from cl_ssl.data.images import ImageTensorDataset
+from cl_ssl.data.files import ImageDataset
 
 
 @dataclass
 class LoadedDataset:
-    """A dataset's splits; ``test`` is None when the source has no test split."""
+    """A dataset's splits (in memory or disk-backed); ``test`` is None without a test split."""
 
-    train: ImageTensorDataset
-    test: ImageTensorDataset | None = None
+    train: ImageDataset
+    test: ImageDataset | None = None
 
     @property
     def skipped(self) -> int:

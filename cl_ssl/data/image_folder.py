@@ -1,19 +1,20 @@
-"""ImageFolder trees (``root/<class>/*.jpg``) decoded into memory, bad files skipped."""
+"""ImageFolder trees (``root/<class>/*.jpg``) indexed for on-demand decoding, bad files skipped."""
 
 from __future__ import annotations
 
-import os
-import warnings
 from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image, UnidentifiedImageError
 
 from cl_ssl.data.datasets import LoadedDataset
-from cl_ssl.data.images import ImageTensorDataset
+from cl_ssl.data.files import (
+    ImageFileDataset,
+    TooManyBadImagesError,  # noqa: F401  (raised by check_files; importable from here)
+    check_files,
+)
+from cl_ssl.data.images import UNLABELED
 from cl_ssl.registry import register_dataset
 
 _SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -22,31 +23,8 @@ EXPECTED_FILES = ", ".join(f"*{suffix}" for suffix in _SUFFIXES)
 """The image files a folder is read for, as error messages list them."""
 
 
-class TooManyBadImagesError(ValueError):
-    """More unreadable images than the allowed share, or none readable at all."""
-
-
 class NoImagesError(FileNotFoundError):
     """A folder that should hold images holds no image files (or no class folders)."""
-
-
-UNREADABLE = (OSError, UnidentifiedImageError, ValueError)
-"""What PIL raises for a file that is not a readable image (missing, truncated, text)."""
-
-
-def first_width(paths: Sequence[Path]) -> int | None:
-    """Width of the first readable image of ``paths``; None when none is readable.
-
-    Only headers are read; unreadable files are passed over here and counted as bad by
-    :func:`decode_images`, so one bad first file does not sink the whole folder.
-    """
-    for path in paths:
-        try:
-            with Image.open(path) as image:
-                return image.size[0]
-        except UNREADABLE:
-            continue
-    return None
 
 
 def decode_images(
@@ -57,50 +35,34 @@ def decode_images(
     Images are resized to ``size`` (or the first readable image's width when None).
     Unreadable files are skipped and reported with one warning (``len(paths) - len(kept)``
     is their count); none readable, or more than ``max_bad_fraction`` of them, raises
-    :class:`TooManyBadImagesError`.
+    :class:`TooManyBadImagesError`. The in-memory form of :func:`index_files`.
     """
-    if size is None:
-        size = first_width(paths)
+    files, kept = index_files(paths, torch.full((len(paths),), UNLABELED), size, max_bad_fraction)
+    return files.load().images, kept
 
-    def load(path: Path) -> np.ndarray | None:
-        try:
-            with Image.open(path) as image:
-                image = image.convert("RGB")
-                if image.size != (size, size):
-                    image = image.resize((size, size), Image.Resampling.BILINEAR)
-                return np.asarray(image)
-        except UNREADABLE:
-            return None
 
-    # PIL releases the GIL while decoding, so threads overlap file reads and decodes.
-    # No readable file means no size to decode to: every file is bad.
-    arrays: list[np.ndarray | None] = [None] * len(paths)
-    if size is not None:
-        with ThreadPoolExecutor(max_workers=4) as pool:
-            arrays = list(pool.map(load, paths, chunksize=256))
-    kept = [i for i, a in enumerate(arrays) if a is not None]
-    bad = len(paths) - len(kept)
-    if bad:
-        examples = ", ".join(str(paths[i]) for i, a in enumerate(arrays) if a is None)[:300]
-        if not kept:
-            folder = os.path.commonpath([os.path.abspath(Path(p).parent) for p in paths])
-            raise TooManyBadImagesError(
-                f"none of the {len(paths)} image files under {folder} is a readable image "
-                f"(e.g. {examples}): replace them with real images"
-            )
-        share = bad / len(paths)
-        if share > max_bad_fraction:
-            raise TooManyBadImagesError(
-                f"{bad} of {len(paths)} images are unreadable ({share:.0%} > "
-                f"{max_bad_fraction:.0%}), e.g. {examples}: fix or remove them"
-            )
-        warnings.warn(
-            f"skipped {bad} unreadable image(s) of {len(paths)}: {examples}", stacklevel=2
-        )
-    if not kept:
-        return torch.empty((0, 3, size or 1, size or 1), dtype=torch.uint8), kept
-    stacked = torch.from_numpy(np.stack([arrays[i] for i in kept]))
-    return stacked.permute(0, 3, 1, 2).contiguous(), kept
+def index_files(
+    paths: Sequence[Path | str],
+    labels: torch.Tensor,
+    size: int | None,
+    max_bad_fraction: float = 0.05,
+    label_names: tuple[str, ...] = (),
+    where: str = "",
+) -> tuple[ImageFileDataset, list[int]]:
+    """A disk-backed dataset of the readable ``paths`` and their positions in ``paths``.
+
+    Headers are checked, nothing is decoded. ``size`` None takes the first readable image's
+    width. The dataset's ``skipped`` counts the unreadable files.
+    """
+    kept, width = check_files(paths, max_bad_fraction, where)
+    files = ImageFileDataset(
+        np.asarray([str(p) for p in paths], dtype=str)[kept] if kept else np.asarray([], str),
+        labels[kept],
+        size or width or 1,
+        label_names,
+        len(paths) - len(kept),
+    )
+    return files, kept
 
 
 def describe_contents(folder: Path) -> str:
@@ -119,8 +81,11 @@ def load_image_folder(
     size: int | None = None,
     classes: Sequence[str] | None = None,
     max_per_class: int | None = None,
-) -> ImageTensorDataset:
-    """Decode an ImageFolder tree; labels index the sorted class folders.
+) -> ImageFileDataset:
+    """Index an ImageFolder tree (disk-backed); labels index the sorted class folders.
+
+    Only file names and headers are read here (~2 s for CIFAR-10's 60k JPEGs); images are
+    decoded when training asks for them, after caps and splits (``.load()`` decodes all).
 
     Args:
         root: Folder with one sub-folder of images per class.
@@ -163,9 +128,7 @@ def load_image_folder(
         files = files[:max_per_class] if max_per_class is not None else files
         paths += files
         labels += [all_classes.index(name)] * len(files)
-    images, kept = decode_images(paths, size)
-    labels_kept = torch.tensor(labels)[kept]
-    return ImageTensorDataset(images, labels_kept, tuple(all_classes), len(paths) - len(kept))
+    return index_files(paths, torch.tensor(labels), size, label_names=tuple(all_classes))[0]
 
 
 @register_dataset("cifar10")

@@ -53,6 +53,16 @@ class ImageTensorDataset(Dataset):
         return self.images[index], int(self.labels[index])
 
     @property
+    def channels(self) -> int:
+        """1 (grayscale) or 3 (RGB)."""
+        return self.images.shape[1]
+
+    @property
+    def image_size(self) -> int:
+        """Side of the (square) images."""
+        return self.images.shape[-1]
+
+    @property
     def targets(self) -> list[int]:
         """Labels as a list, the attribute Avalanche's dataset wrappers read."""
         return self.labels.tolist()

@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from cl_ssl.data.datasets import LoadedDataset
+from cl_ssl.data.files import ImageDataset, ImageFileDataset
 from cl_ssl.data.image_folder import load_image_folder
 from cl_ssl.data.images import ImageTensorDataset
 from cl_ssl.registry import datasets
@@ -32,12 +33,17 @@ def load_dataset(name: str, root: Path | None = None) -> LoadedDataset:
     raise ValueError(f"dataset '{name}' is neither a known dataset ({known}) nor a folder")
 
 
-def harmonise(dataset: ImageTensorDataset, size: int, channels: int) -> ImageTensorDataset:
+def harmonise(dataset: ImageDataset, size: int, channels: int) -> ImageDataset:
     """``dataset`` resized to ``size`` x ``size`` (antialiased) with ``channels`` (1 or 3).
 
     Grayscale becomes RGB by repetition, so datasets of different kinds can share a stream
-    (and a replay buffer).
+    (and a replay buffer). A disk-backed dataset (always RGB) only changes the size it is
+    decoded at; nothing is decoded here.
     """
+    if isinstance(dataset, ImageFileDataset):
+        if channels != 3:
+            raise ValueError(f"image files decode to RGB; cannot make {channels}-channel images")
+        return dataset if dataset.size == size else dataset.resized(size)
     images = dataset.images
     if images.shape[1] != channels:
         if channels != 3 or images.shape[1] != 1:

@@ -107,14 +107,22 @@ def average_incremental(R: np.ndarray) -> float:
     return _mean(seen_average(R)) if np.asarray(R).size else float("nan")
 
 
-FIGURES = (
-    "final", "avg_incremental", "plasticity", "forgetting", "bwt", "fwt", "forgetting_pct"
-)
+FIGURES = ("final", "avg_incremental", "plasticity", "forgetting", "bwt", "fwt", "forgetting_pct")
+
+
+CHANCE_AT_ZERO = ("ari", "nmi")
+"""Clustering scores that are 0 at chance: a percentage of them is undefined there."""
 
 
 def figures(R: np.ndarray, baseline: np.ndarray | None, metric: str) -> dict[str, float]:
-    """Every figure above for one metric's matrix, keyed by short names."""
+    """Every figure above for one metric's matrix, keyed by short names.
+
+    ``forgetting_pct`` is NaN for scores that are 0 at chance (ARI, NMI): relative to a
+    reference near 0 it explodes, and at exactly 0 it would exist for one run and not for
+    another, so every strategy reports the same figures.
+    """
     better = higher_is_better(metric)
+    relative = not metric.endswith(CHANCE_AT_ZERO)
     return {
         "final": final_average(R),
         "avg_incremental": average_incremental(R),
@@ -122,7 +130,7 @@ def figures(R: np.ndarray, baseline: np.ndarray | None, metric: str) -> dict[str
         "forgetting": average_forgetting(R, better),
         "bwt": backward_transfer(R),
         "fwt": forward_transfer(R, baseline) if baseline is not None else float("nan"),
-        "forgetting_pct": relative_forgetting_pct(R, better),
+        "forgetting_pct": relative_forgetting_pct(R, better) if relative else float("nan"),
     }
 
 

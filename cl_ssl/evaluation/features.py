@@ -8,7 +8,8 @@ import torch
 from torch import Tensor, nn
 
 from cl_ssl.augment import TwoViewAugment
-from cl_ssl.data.images import UNLABELED, ImageTensorDataset
+from cl_ssl.data.files import ImageDataset, image_batches
+from cl_ssl.data.images import UNLABELED
 
 
 @dataclass
@@ -28,9 +29,10 @@ class FeatureSet:
 def extract_features(
     backbone: nn.Module,
     augment: TwoViewAugment,
-    dataset: ImageTensorDataset,
+    dataset: ImageDataset,
     batch_size: int = 512,
     device: torch.device | str = "cpu",
+    workers: int = 0,
 ) -> FeatureSet:
     """Features of every image of ``dataset`` through ``augment.eval_view`` (resize, normalise).
 
@@ -44,9 +46,8 @@ def extract_features(
     was_training = backbone.training
     backbone.eval()
     chunks = []
-    for start in range(0, len(dataset), batch_size):
-        images = dataset.images[start : start + batch_size].to(device)
-        chunks.append(backbone(augment.eval_view(images)).float().cpu())
+    for images in image_batches(dataset, batch_size, workers):
+        chunks.append(backbone(augment.eval_view(images.to(device))).float().cpu())
     backbone.train(was_training)
     features = torch.cat(chunks) if chunks else torch.zeros(0, 0)
     return FeatureSet(features, dataset.labels.clone())

@@ -96,9 +96,7 @@ def representation_scores(
     tests = list(tests)
     if not train.is_labeled or not all(t.is_labeled for t in tests):
         return empty
-    union = FeatureSet(
-        torch.cat([t.features for t in tests]), torch.cat([t.labels for t in tests])
-    )
+    union = FeatureSet(torch.cat([t.features for t in tests]), torch.cat([t.labels for t in tests]))
     bounds = np.cumsum([0] + [len(t.labels) for t in tests])
     parts = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     parts.append(slice(0, int(bounds[-1])))

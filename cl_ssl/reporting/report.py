@@ -41,7 +41,7 @@ UNKNOWN = "unknown"
 
 # Settings that may differ between merged runs: the training seed is what seeds vary, and
 # the device changes speed, not results.
-FREE_TRAIN = ("seed", "device")
+FREE_TRAIN = ("seed", "device", "workers")  # they change no result
 FREE_EVALUATION = ("seed",)
 
 
@@ -179,6 +179,11 @@ def stream_settings(config: RunConfig) -> dict[str, Any]:
     if config.stream_options is not None:
         options = {**asdict(config.stream_options), **config.ignored_options}
         options.pop("split_seed", None)  # compared once, as split_seed below
+        # ../data and /abs/data name one folder when run from different directories;
+        # relative paths resolve against this process's directory, as the runs' did.
+        for key in ("data_root", "manifest"):
+            if options.get(key) is not None:
+                options[key] = str(Path(options[key]).resolve())
     split_seed = UNKNOWN if config.split_seed is None else config.split_seed
     return _plain({"stream": config.stream, "stream_options": options, "split_seed": split_seed})
 

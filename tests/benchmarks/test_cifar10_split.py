@@ -9,4 +9,4 @@ def test_five_two_class_tasks_with_official_test_split(cifar10_root):
     for k, exp in enumerate(stream.experiences):
         assert set(exp.train.labels.tolist()) <= {2 * k, 2 * k + 1}
         assert len(exp.train) == 90 and len(exp.test) == 10
-        assert exp.train.images.shape[1:] == (3, 32, 32)
+        assert exp.train[0][0].shape == (3, 32, 32)

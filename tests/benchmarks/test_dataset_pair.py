@@ -1,6 +1,6 @@
 import pytest
+from cl_ssl.benchmarks.dataset_pair import dataset_pair, parse_dataset_specs
 
-from benchmarks.dataset_pair import dataset_pair, parse_dataset_specs
 from cl_ssl.streams import StreamOptions
 
 
@@ -9,7 +9,7 @@ def test_grayscale_and_colour_datasets_share_one_format(digit_folder):
     first, second = stream.experiences
     assert first.name == "digits" and second.name == "digits"
     for experience in stream.experiences:
-        assert experience.train.images.shape[1:] == (3, 12, 12)
+        assert experience.train[0][0].shape == (3, 12, 12)
     # The bundled digits (1,797) and the 300 written files each keep their own split.
     assert len(first.train) + len(first.test) == 1797
     assert len(second.train) + len(second.test) == 300
@@ -19,7 +19,7 @@ def test_cifar10_then_fashion_mnist(cifar10_root, fashion_mnist_root):
     stream = dataset_pair(
         StreamOptions(datasets=f"cifar10={cifar10_root},fashion-mnist", max_images=90)
     )
-    assert [e.train.images.shape[1:] for e in stream.experiences] == [(3, 32, 32)] * 2
+    assert [e.train[0][0].shape for e in stream.experiences] == [(3, 32, 32)] * 2
     assert [len(e.test) for e in stream.experiences] == [10, 10]
 
 

@@ -1,6 +1,6 @@
 import pytest
+from cl_ssl.benchmarks.split import class_order, split
 
-from benchmarks.split import class_order, split
 from cl_ssl.streams import StreamOptions
 
 

@@ -1,8 +1,8 @@
 import pandas as pd
 import pytest
 import torch
+from cl_ssl.benchmarks.twitch_periods import twitch_periods
 
-from benchmarks.twitch_periods import twitch_periods
 from cl_ssl.streams import StreamOptions
 
 

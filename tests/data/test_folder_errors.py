@@ -41,7 +41,8 @@ def test_an_unreadable_first_file_is_skipped_and_counted(first_file_bad):
     with pytest.warns(UserWarning, match="skipped 1 unreadable image"):
         data = load_image_folder(first_file_bad)
     assert len(data) == 20 and data.skipped == 1
-    assert data.images.shape[-2:] == (10, 10)  # the size of the first readable image
+    # The size of the first readable image:
+    assert data.image_size == 10 and data[0][0].shape == (3, 10, 10)
     with pytest.warns(UserWarning, match="skipped 1"):
         loaded = load_dataset(str(first_file_bad))
     assert loaded.skipped == 1 and harmonise(loaded.train, 8, 3).skipped == 1

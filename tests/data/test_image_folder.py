@@ -18,13 +18,14 @@ def make_folder(root: Path, per_class: int = 3, size: int = 10) -> Path:
 
 
 def test_decodes_labels_by_sorted_folder(tmp_path):
-    data = load_image_folder(make_folder(tmp_path))
+    data = load_image_folder(make_folder(tmp_path)).load()
     assert data.images.shape == (6, 3, 10, 10)
     assert data.labels.tolist() == [0, 0, 0, 1, 1, 1] and data.label_names == ("cat", "dog")
 
 
 def test_resizes_and_selects_classes(tmp_path):
     data = load_image_folder(make_folder(tmp_path), size=4, classes=["dog"], max_per_class=2)
+    data = data.load()
     assert data.images.shape == (2, 3, 4, 4) and data.labels.tolist() == [1, 1]
 
 

@@ -101,3 +101,11 @@ def test_union_rows_stay_out_of_the_matrix_and_give_final_union():
     table = tidy_figures(pd.DataFrame(rows)).set_index("metric")
     assert table.loc["all_linear", "final_union"] == pytest.approx(0.72)
     assert table.loc["all_linear", "final"] == pytest.approx(final_average(R))
+
+
+@pytest.mark.parametrize("metric", ["all_ari", "exp_nmi"])
+def test_scores_zero_at_chance_have_no_relative_forgetting(metric):
+    R = np.array([[0.0, 0.1], [0.2, 0.3]])  # a reference of 0: chance level
+    result = figures(R, None, metric)
+    assert np.isnan(result["forgetting_pct"]) and result["forgetting"] == pytest.approx(-0.2)
+    assert not np.isnan(figures(R + 0.5, None, "all_linear")["forgetting_pct"])

@@ -4,10 +4,10 @@ import warnings
 import pandas as pd
 import pytest
 import torch
+from cl_ssl.strategies.cassle import CaSSLeOptions, CaSSLePlugin
 
 from cl_ssl.bench import run_bench
 from cl_ssl.losses.cassle import contrastive_distillation, predict_views
-from strategies.cassle import CaSSLeOptions, CaSSLePlugin
 
 
 class PredictorSpy(CaSSLePlugin):

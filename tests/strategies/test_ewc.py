@@ -1,7 +1,6 @@
 import pytest
 import torch
-
-from strategies.ewc import EWCOptions, EWCPlugin
+from cl_ssl.strategies.ewc import EWCOptions, EWCPlugin
 
 
 class PenaltySpy(EWCPlugin):

@@ -1,4 +1,4 @@
-from strategies.joint import JointPlugin
+from cl_ssl.strategies.joint import JointPlugin
 
 
 class SeenSpy(JointPlugin):

@@ -3,9 +3,9 @@ import math
 import pandas as pd
 import pytest
 import torch
+from cl_ssl.strategies.lwf_ssl import LwFSSLOptions, LwFSSLPlugin
 
 from cl_ssl.bench import run_bench
-from strategies.lwf_ssl import LwFSSLOptions, LwFSSLPlugin
 
 
 def test_first_experience_equals_naive_exactly(tiny_bench):

@@ -6,11 +6,11 @@ import pytest
 import torch
 import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
+from cl_ssl.strategies.pfr import PFROptions, PFRPlugin
 
 from cl_ssl.bench import run_bench
 from cl_ssl.losses.cassle import predict_views
 from cl_ssl.state import capture, restore
-from strategies.pfr import PFROptions, PFRPlugin
 
 
 class ProjectorSpy(PFRPlugin):

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from avalanche.core import SupervisedPlugin
 from avalanche.evaluation.metrics import loss_metrics
 from avalanche.training.plugins import EvaluationPlugin
+from cl_ssl.strategies.pnr import PNROptions, PNRPlugin
 from torch import nn
 
 from cl_ssl.augment import AugmentConfig, make_augment
@@ -22,7 +23,6 @@ from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.registry import backbones, methods
 from cl_ssl.state import capture, restore
 from cl_ssl.template import SSLTemplate
-from strategies.pnr import PNROptions, PNRPlugin
 
 
 class SquaredErrorMethod(SSLMethod):

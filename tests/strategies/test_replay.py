@@ -1,8 +1,7 @@
 import pytest
 import torch
 from avalanche.core import SupervisedPlugin
-
-from strategies.replay import ReplayOptions, ReplayPlugin
+from cl_ssl.strategies.replay import ReplayOptions, ReplayPlugin
 
 
 class BatchSpy(ReplayPlugin):

@@ -4,11 +4,11 @@ from types import SimpleNamespace
 
 import pytest
 import torch
+from cl_ssl.strategies.cassle import CaSSLeOptions, CaSSLePlugin
+from cl_ssl.strategies.lwf_ssl import LwFSSLOptions, LwFSSLPlugin
 from torch import nn
 
 from cl_ssl.teacher import Teacher
-from strategies.cassle import CaSSLeOptions, CaSSLePlugin
-from strategies.lwf_ssl import LwFSSLOptions, LwFSSLPlugin
 
 
 def bn_model():

@@ -1,0 +1,41 @@
+"""``clssl speed``: images/s of cl-ssl's training against hand-written SimCLR loops.
+
+Rows (each in its own process, same model, data, batch, threads and timing protocol):
+``loop-lightly``, ``loop-batched`` (hand-written loops), ``data``, ``data-disk`` (the data
+pipeline alone), ``step`` (the model step alone) and strategy specs (``naive``,
+``lwf-ssl``, ``ewc``, ``replay``, ``cassle``, ``a+b``) trained through cl-ssl's template
+and timed on experience 1. See docs/performance.md for what each row means.
+
+Example:
+    >>> report = run_speed(SpeedConfig(rows=("loop-batched", "naive")))
+    >>> print(format_report(report))
+
+Command line: ``python -m cl_ssl.speed [--rows naive,lwf-ssl] [--out speed.json]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from cl_ssl.speed.config import DEFAULT_ROWS, SpeedConfig
+from cl_ssl.speed.table import SpeedReport, format_report, machine_header, speed_table, write_report
+
+
+def run_speed(config: SpeedConfig, log: Callable[[str], None] | None = None) -> SpeedReport:
+    """Run every row of ``config`` (one process each) and build the table."""
+    from cl_ssl.speed.run import run_rows
+
+    header = machine_header(config)
+    rows = run_rows(config, log)
+    return SpeedReport(header, speed_table(rows), rows)
+
+
+__all__ = [
+    "DEFAULT_ROWS",
+    "SpeedConfig",
+    "SpeedReport",
+    "format_report",
+    "run_speed",
+    "speed_table",
+    "write_report",
+]

@@ -49,6 +49,7 @@ from cl_ssl.evaluation.metrics import (
 from cl_ssl.methods import SSLMethod, build_method
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.outputs import write_failure, write_json, write_metrics, write_results
+from cl_ssl.precision import resolve_channels_last, resolve_precision
 from cl_ssl.progress import ProgressPlugin
 from cl_ssl.registry import backbones
 from cl_ssl.reporting.tables import TIDY_COLUMNS
@@ -77,27 +78,6 @@ def resolve_device(device: str) -> torch.device:
     if device not in ("cpu", "cuda"):
         raise ValueError(f"unknown device '{device}'; choose from: auto, cpu, cuda")
     return torch.device(device)
-
-
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
-    """The autocast dtype of ``precision``: ``auto`` is bf16 on CUDA, fp32 (None) on CPU.
-
-    ``bf16`` on a CPU with native bf16 (AVX512-BF16, AMX) is ~2x faster per step for the
-    small ResNet, but ``auto`` keeps fp32 there: other CPUs emulate bf16 slowly, and CPU runs
-    are the fp32 reference.
-    """
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
-def resolve_channels_last(channels_last: bool | None, device: torch.device) -> bool:
-    """None (auto) is on: tensor cores want NHWC, and so does oneDNN on the CPU.
-
-    Measured on the 2-core CPU (small ResNet, 32 px, batch 256, one thread): a naive step
-    ~2.0 s contiguous vs ~1.0 s channels-last in fp32, ~0.8 vs ~0.5 s under bf16.
-    """
-    return True if channels_last is None else channels_last
 
 
 def build_model(train: TrainConfig, image_size: int) -> tuple[SSLModel, SSLMethod]:

@@ -17,9 +17,9 @@ from cl_ssl.augment import AugmentConfig, make_augment
 from cl_ssl.bench import build_model, make_optimizer, run_bench
 from cl_ssl.config import TrainConfig
 from cl_ssl.evaluation.loss import loss_metrics
+from cl_ssl.precision import resolve_channels_last, resolve_precision
 from cl_ssl.registry import strategies
 from cl_ssl.strategy import build_plugins, parse_spec
-from cl_ssl.strategy_run import resolve_channels_last, resolve_precision
 from cl_ssl.template import SSLTemplate
 
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")

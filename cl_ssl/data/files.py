@@ -7,11 +7,13 @@ grow with the number of images. Items are decoded when a DataLoader (with worker
 ``TrainConfig.workers`` says so) asks for them, by :func:`decode_file`, the one decoder the
 in-memory path (:meth:`ImageFileDataset.load`) uses too, so both give identical pixels.
 
-Why PIL and not a new dependency: on this 2-core CPU, PIL decodes a 32 px CIFAR-10 JPEG at
-~10,000 images/s on one core, torchvision's ``decode_jpeg`` at ~18,000 (~43,000 batched),
-while the small ResNet trains at ~400 images/s: decoding is not the bottleneck, and PIL
-reads every format the folders hold (PNG, WebP, ...) and decodes large JPEG frames at
-reduced scale (``Image.draft``). See docs/performance.md for the measured table.
+Why PIL and not a new dependency: on this 2-core CPU (one thread, ``examples/
+decode_speed.py``) PIL decodes and resizes a 32 px CIFAR-10 JPEG at ~9,000 images/s and
+torchvision's ``decode_jpeg`` at ~37,000 (~55,000 batched), while the small ResNet trains
+at ~450 images/s: decoding is not the bottleneck, and PIL reads every format the folders
+hold (PNG, WebP, ...) and decodes large JPEG frames at reduced scale (``Image.draft``).
+When a GPU step outruns the workers, torchvision's (or nvJPEG's) decoder is the next step.
+See docs/performance.md.
 
 Example:
     >>> data = index_image_folder(Path("cifar10/train"), size=32)

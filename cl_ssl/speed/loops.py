@@ -23,6 +23,7 @@ from torch import Tensor, nn
 from torch.utils.data import DataLoader, Dataset
 
 from cl_ssl.data.files import ImageDataset
+from cl_ssl.precision import resolve_channels_last, resolve_precision
 from cl_ssl.speed.config import SpeedConfig
 from cl_ssl.speed.data import DataSource
 from cl_ssl.speed.timing import Stopwatch
@@ -50,19 +51,9 @@ class PILViews(Dataset):
         return self.transform(to_pil_image(image)), label
 
 
-def autocast_dtype(precision: str, device: torch.device) -> torch.dtype | None:
-    """``bf16``, or ``auto`` on CUDA -> bfloat16; else None (fp32).
-
-    The rule of ``cl_ssl.strategy_run.resolve_precision``, without importing Avalanche.
-    """
-    if precision == "bf16" or (precision == "auto" and device.type == "cuda"):
-        return torch.bfloat16
-    return None
-
-
 def autocast(config: SpeedConfig, device: torch.device) -> AbstractContextManager:
     """The forward's autocast context for ``config.precision`` (a no-op for fp32)."""
-    dtype = autocast_dtype(config.precision, device)
+    dtype = resolve_precision(config.precision, device)
     return torch.autocast(device.type, dtype or torch.float32, enabled=dtype is not None)
 
 
@@ -165,8 +156,7 @@ def model_step(config: SpeedConfig, source: DataSource, device, watch: Stopwatch
     images = source.memory().images[: config.batch_size]
     images = images[torch.arange(config.batch_size) % len(images)]
     views: Tensor = batched_augment(config, device)(images.to(device))
-    # cl-ssl's auto: channels-last on CUDA (cl_ssl.strategy_run.resolve_channels_last).
-    if config.channels_last or (config.channels_last is None and device.type == "cuda"):
+    if resolve_channels_last(config.channels_last, device):  # the rule cl-ssl's runs follow
         from cl_ssl.template import views_channels_last
 
         model.to(memory_format=torch.channels_last)

@@ -35,7 +35,7 @@ from PIL import Image, UnidentifiedImageError
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 
-from cl_ssl.data.images import UNLABELED, ImageTensorDataset
+from cl_ssl.data.images import ImageTensorDataset, LabeledImages
 
 UNREADABLE = (OSError, UnidentifiedImageError, ValueError)
 """What PIL raises for a file that is not a readable image (missing, truncated, text)."""
@@ -78,7 +78,7 @@ def readable_header(path: str | Path) -> tuple[int, int] | None:
 
 
 @dataclass
-class ImageFileDataset(Dataset):
+class ImageFileDataset(LabeledImages, Dataset):
     """Image files ``paths`` with labels ``[N]``, decoded on access to RGB ``size`` px.
 
     The same contract as :class:`~cl_ssl.data.images.ImageTensorDataset` (items
@@ -124,16 +124,6 @@ class ImageFileDataset(Dataset):
     @property
     def image_size(self) -> int:
         return self.size
-
-    @property
-    def targets(self) -> list[int]:
-        """Labels as a list, the attribute Avalanche's dataset wrappers read."""
-        return self.labels.tolist()
-
-    @property
-    def is_labeled(self) -> bool:
-        """True when every image has a label."""
-        return bool(len(self)) and bool((self.labels != UNLABELED).all())
 
     def subset(self, indices: Tensor) -> ImageFileDataset:
         """The files at ``indices`` (a boolean mask or integer indices), nothing decoded."""

@@ -12,8 +12,24 @@ UNLABELED = -1
 """Label value of images without a label; never used as a class by any metric."""
 
 
+class LabeledImages:
+    """What both dataset kinds derive from their ``labels`` tensor (Avalanche reads ``targets``)."""
+
+    labels: Tensor
+
+    @property
+    def targets(self) -> list[int]:
+        """Labels as a list, the attribute Avalanche's dataset wrappers read."""
+        return self.labels.tolist()
+
+    @property
+    def is_labeled(self) -> bool:
+        """True when every image has a label."""
+        return bool(len(self.labels)) and bool((self.labels != UNLABELED).all())
+
+
 @dataclass
-class ImageTensorDataset(Dataset):
+class ImageTensorDataset(LabeledImages, Dataset):
     """Decoded images ``[N, C, H, W]`` (uint8, C = 1 or 3) and labels ``[N]`` (int64).
 
     Items are ``(image, label)`` tuples, the form Avalanche needs; unlabeled images carry
@@ -61,16 +77,6 @@ class ImageTensorDataset(Dataset):
     def image_size(self) -> int:
         """Side of the (square) images."""
         return self.images.shape[-1]
-
-    @property
-    def targets(self) -> list[int]:
-        """Labels as a list, the attribute Avalanche's dataset wrappers read."""
-        return self.labels.tolist()
-
-    @property
-    def is_labeled(self) -> bool:
-        """True when every image has a label."""
-        return bool(len(self)) and bool((self.labels != UNLABELED).all())
 
     def subset(self, indices: Tensor) -> ImageTensorDataset:
         """The images at ``indices`` (a view-free copy, so the parent can be freed)."""

@@ -64,7 +64,8 @@ def make_template():
     from cl_ssl.bench import build_model, make_optimizer
     from cl_ssl.template import SSLTemplate
 
-    def make(stream, plugins=(), epochs=1, seed=0, batch_size=32):
+    def make(stream, plugins=(), epochs=1, seed=0, batch_size=32, evaluator=None, **options):
+        """``options`` go to SSLTemplate (``train_seed``, ``autocast_dtype``, ...)."""
         torch.manual_seed(seed)
         train = TrainConfig(batch_size=batch_size, lr=2e-3)
         model, method = build_model(train, 8)
@@ -78,7 +79,8 @@ def make_template():
             train_epochs=epochs,
             eval_mb_size=64,
             plugins=list(plugins),
-            evaluator=EvaluationPlugin(loss_metrics(experience=True), loggers=[]),
+            evaluator=evaluator or EvaluationPlugin(loss_metrics(experience=True), loggers=[]),
+            **options,
         )
 
     return make

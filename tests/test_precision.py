@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 from pathlib import Path
@@ -13,8 +12,7 @@ from avalanche.core import SupervisedPlugin
 from avalanche.training.plugins import EvaluationPlugin
 from torch.overrides import TorchFunctionMode
 
-from cl_ssl.augment import AugmentConfig, make_augment
-from cl_ssl.bench import build_model, make_optimizer, run_bench
+from cl_ssl.bench import build_model, run_bench
 from cl_ssl.config import TrainConfig
 from cl_ssl.evaluation.loss import loss_metrics
 from cl_ssl.precision import resolve_channels_last, resolve_precision
@@ -25,23 +23,16 @@ from cl_ssl.template import SSLTemplate
 CPU, CUDA = torch.device("cpu"), torch.device("cuda")
 
 
-def make(stream, plugins=(), **template_options) -> SSLTemplate:
-    torch.manual_seed(0)
-    train = TrainConfig(batch_size=32, lr=2e-3)
-    model, method = build_model(train, 8)
-    config = dataclasses.replace(AugmentConfig(input_size=8), **stream.augment_overrides)
-    return SSLTemplate(
-        model=model,
-        optimizer=make_optimizer(train, model),
-        method=method,
-        augment=make_augment("batched", config),
-        train_mb_size=32,
-        eval_mb_size=64,
-        plugins=list(plugins),
-        evaluator=EvaluationPlugin(loss_metrics(epoch=True, experience=True), loggers=[]),
-        train_seed=0,
-        **template_options,
-    )
+@pytest.fixture
+def make(make_template):
+    """conftest's template factory with cl-ssl's sync-free loss metric and a train seed."""
+
+    def build(stream, plugins=(), **template_options) -> SSLTemplate:
+        metrics = loss_metrics(epoch=True, experience=True)
+        evaluator = EvaluationPlugin(metrics, loggers=[])
+        return make_template(stream, plugins, evaluator=evaluator, train_seed=0, **template_options)
+
+    return build
 
 
 class Steps(SupervisedPlugin):
@@ -82,7 +73,7 @@ def test_bad_settings_are_refused(field, value, message):
         TrainConfig(**{field: value})
 
 
-def test_bf16_autocast_trains_on_the_cpu(tiny_stream):
+def test_bf16_autocast_trains_on_the_cpu(tiny_stream, make):
     steps = Steps()
     strategy = make(tiny_stream, [steps], autocast_dtype=torch.bfloat16)
     strategy.train(tiny_stream.benchmark.train_stream[0], eval_streams=[])
@@ -99,7 +90,7 @@ def test_bf16_run_end_to_end_with_a_teacher(tiny_bench):
     assert all(math.isfinite(v) for v in result.loss_matrix.values.flatten())
 
 
-def test_channels_last_gives_the_same_losses(tiny_stream):
+def test_channels_last_gives_the_same_losses(tiny_stream, make):
     runs = {}
     for channels_last in (False, True):
         steps = Steps()
@@ -178,7 +169,7 @@ class WatchSteps(SupervisedPlugin):
 
 
 @pytest.mark.parametrize("name", strategies.names())
-def test_training_steps_never_read_tensors_on_the_host(name, tiny_stream):
+def test_training_steps_never_read_tensors_on_the_host(name, tiny_stream, make):
     """On a GPU each such read would make the host wait for the step to finish."""
     (run,) = parse_spec(name)
     watch = WatchSteps()

@@ -168,3 +168,26 @@ def test_report_files(tmp_path):
     assert (tmp_path / "speed.json").read_text().count('"row": "naive"') == 2
     with pytest.raises(ValueError, match=".csv or .json"):
         write_report(report, tmp_path / "speed.txt")
+
+
+def _tcmalloc() -> str | None:
+    found = subprocess.run(["ldconfig", "-p"], capture_output=True, text=True).stdout
+    return next((ln.split()[-1] for ln in found.splitlines() if "libtcmalloc" in ln), None)
+
+
+def test_the_header_names_the_allocator_the_rows_run_on():
+    from cl_ssl.speed.timing import malloc_name
+
+    code = "from cl_ssl.speed.timing import malloc_name; print(malloc_name())"
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
+    assert plain.stdout.strip() == "glibc"
+    assert malloc_name() in ("glibc", "tcmalloc", "jemalloc")
+    library = _tcmalloc()
+    if library is None:
+        pytest.skip("no tcmalloc here (Debian: apt-get install libtcmalloc-minimal4)")
+    env["LD_PRELOAD"] = library
+    preloaded = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env
+    )
+    assert preloaded.stdout.strip() == "tcmalloc"

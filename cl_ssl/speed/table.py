@@ -27,7 +27,7 @@ import torch
 
 from cl_ssl.speed.config import LOOP_ROWS, PIPELINE_ROWS, SpeedConfig
 from cl_ssl.speed.data import DataSource
-from cl_ssl.speed.timing import cpu_model, device_name, resolve_device
+from cl_ssl.speed.timing import cpu_model, device_name, malloc_name, resolve_device
 
 COLUMNS = [
     "row",
@@ -63,6 +63,7 @@ def machine_header(config: SpeedConfig) -> dict:
         "cpu": cpu_model(),
         "torch": torch.__version__,
         "threads": threads,
+        "allocator": malloc_name(),  # rows inherit the parent's environment (LD_PRELOAD)
         "device": device_name(device),
         "backbone": config.backbone,
         "image_size": config.image_size,

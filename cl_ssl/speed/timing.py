@@ -171,6 +171,23 @@ def cpu_model() -> str:
     return f"{name or platform.processor() or platform.machine()} ({os.cpu_count()} cores)"
 
 
+def malloc_name() -> str:
+    """The C allocator this process runs on: ``tcmalloc``, ``jemalloc`` or ``glibc``.
+
+    A preloaded one (``LD_PRELOAD``) is found in ``/proc/self/maps`` (Linux).
+
+    It matters on the CPU: glibc returns the large activation buffers of every step to the
+    kernel and faults them back in (~100k page faults per step here), which a caching
+    allocator avoids (docs/performance.md).
+    """
+    try:
+        with open("/proc/self/maps") as maps:
+            text = maps.read()
+    except OSError:
+        return "unknown"
+    return next((name for name in ("tcmalloc", "jemalloc") if f"lib{name}" in text), "glibc")
+
+
 def device_name(device: torch.device) -> str:
     """``cpu``, or ``cuda (NVIDIA H100 80GB HBM3)``."""
     if device.type == "cuda":

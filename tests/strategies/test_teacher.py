@@ -128,3 +128,68 @@ def test_teacher_parameters_and_buffers_are_bit_identical_through_an_experience(
         assert torch.equal(value, spy.model_at_start[key]), key  # a copy of the model then
     now = strategy.model.state_dict()
     assert any(not torch.equal(now[k], v) for k, v in spy.model_at_start.items())
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_eval_teacher_runs_with_batch_norms_folded_and_computes_the_snapshots_function(
+    channels_last,
+):
+    from cl_ssl.config import TrainConfig
+    from cl_ssl.strategy_run import build_model
+
+    torch.manual_seed(0)
+    model, _ = build_model(TrainConfig(), 16)
+    model.train()
+    for _ in range(3):  # running statistics of their own
+        model(torch.rand(8, 2, 3, 16, 16) * 2)
+    if channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    x = torch.rand(6, 2, 3, 16, 16)
+    teacher = Teacher("eval")
+    teacher.refresh(fake_strategy(model, 1))
+    runner = teacher._runner
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in runner.modules())
+    conv = next(p for p in runner.parameters() if p.ndim == 4)
+    assert conv.is_contiguous(memory_format=torch.channels_last) == channels_last
+    model.eval()
+    expected = model(x)
+    out = teacher(x)
+    for got, want in zip(out, expected, strict=True):
+        if want is not None:
+            assert torch.allclose(got, want, atol=1e-5), (got - want).abs().max()
+    # batch statistics are a function of the batch: nothing to fold
+    batch_teacher = Teacher("batch")
+    batch_teacher.refresh(fake_strategy(model, 1))
+    assert batch_teacher._runner is batch_teacher.model
+
+
+def test_an_untraceable_part_stays_unfolded_and_the_rest_is_folded():
+    from cl_ssl.teacher import fold_batch_norms
+
+    class Branchy(nn.Module):  # data-dependent control flow: fx cannot trace it
+        def __init__(self):
+            super().__init__()
+            self.linear, self.bn = nn.Linear(4, 4), nn.BatchNorm1d(4)
+
+        def forward(self, x):
+            return self.bn(self.linear(x)) if x.sum() > -1e9 else x
+
+    class Both(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.branchy = Branchy()
+            self.plain = nn.Sequential(nn.Linear(4, 4), nn.BatchNorm1d(4))
+
+        def forward(self, x):
+            return self.plain(self.branchy(x)) if x.ndim == 2 else x
+
+    model = Both()
+    model.train()
+    model(torch.randn(16, 4) * 3)
+    model.eval()
+    folded = fold_batch_norms(model)
+    assert isinstance(folded.branchy.bn, nn.BatchNorm1d)
+    assert not any(isinstance(m, nn.BatchNorm1d) for m in folded.plain.modules())
+    x = torch.randn(5, 4)
+    assert torch.allclose(folded(x), model(x), atol=1e-6)
+    assert not any(p.requires_grad for p in folded.parameters())

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
@@ -626,6 +627,83 @@ def speed(ctx: typer.Context) -> None:
     from cl_ssl.speed.__main__ import main as speed_main
 
     raise typer.Exit(speed_main(list(ctx.args)))
+
+
+@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+def evolve(
+    ctx: typer.Context,
+    rounds: Annotated[int, typer.Option(help="Children evaluated after the population.")] = 8,
+    population: Annotated[int, typer.Option(help="Population size.")] = 6,
+    tournament: Annotated[int, typer.Option(help="Tournament size (parents drawn).")] = 3,
+    max_minutes: Annotated[
+        float | None, typer.Option(help="Wall-time budget (checked before each individual).")
+    ] = None,
+    fitness: Annotated[
+        str, typer.Option(help="nmi (k-means NMI, the paper's), knn, or knn-stable.")
+    ] = "nmi",
+    evolve_seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
+    jobs: Annotated[
+        int,
+        typer.Option(help="Individuals trained at once, one process each (cores/jobs threads)."),
+    ] = 1,
+    weight: Annotated[
+        list[str] | None,
+        typer.Option(help="Weight range STRATEGY.KEY=LOW:HIGH (overrides or adds one)."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option(help="Finish the evolve run in this directory.")
+    ] = None,
+) -> None:
+    """Search the loss weights of a strategy with an evolutionary algorithm (validation data).
+
+    Every other flag is `clssl bench`'s (--stream, --strategy, --epochs, --seeds, --out,
+    --run, ...): each individual is that bench with the searched weights, scored on the
+    validation splits (--val-fraction, 0.2 unless given). Prints the best weights and the
+    `clssl bench` command that reruns them on the test splits.
+    """
+    from cl_ssl.evolve.run import DEFAULT_VAL_FRACTION, WorkerDied, make_settings, run_evolve
+    from cl_ssl.evolve.search import EvolveConfig
+    from cl_ssl.evolve.space import parse_weight_flags
+
+    try:
+        if resume is not None:
+            if ctx.args:
+                raise ValueError(
+                    f"--resume {resume} reruns the saved settings: drop {' '.join(ctx.args)}"
+                )
+            directory, search = run_evolve(resume=resume, on_individual=_print_individual)
+        else:
+            args = list(ctx.args)
+            if not any(a.split("=")[0] == "--val-fraction" for a in args):
+                args += ["--val-fraction", str(DEFAULT_VAL_FRACTION)]
+            bench_command = typer.main.get_command(app).get_command(ctx, "bench")
+            with bench_command.make_context("bench", list(args), parent=ctx) as sub:
+                bench_config = _bench_config(sub.params)
+            search_config = EvolveConfig(
+                population=population,
+                tournament=tournament,
+                rounds=rounds,
+                max_seconds=None if max_minutes is None else 60 * max_minutes,
+                seed=evolve_seed,
+                jobs=jobs,
+            )
+            overrides = parse_weight_flags(weight or [])
+            settings = make_settings(bench_config, args, search_config, fitness, overrides)
+            directory, search = run_evolve(settings, on_individual=_print_individual)
+    except (*USER_ERRORS, FileExistsError, WorkerDied) as error:
+        fail(error)
+    best = search.best
+    weights = ", ".join(f"{k}={v:.4g}" for k, v in best.weights.items())
+    typer.echo(f"\nbest (individual {best.id}, fitness {best.fitness:.4f}): {weights}")
+    typer.echo(f"rerun on the test splits: {(directory / 'best.json').name} has the command")
+    typer.echo(json.loads((directory / "best.json").read_text())["command"])
+    typer.echo(f"results: {directory}  (tensorboard --logdir {directory / 'tensorboard'})")
+
+
+def _print_individual(individual) -> None:
+    weights = ", ".join(f"{k}={v:.4g}" for k, v in individual.weights.items())
+    status = f"failed: {individual.error}" if individual.failed else f"{individual.fitness:.4f}"
+    typer.echo(f"[{individual.id}] round {individual.round}: {weights} -> {status}")
 
 
 @app.command("list")

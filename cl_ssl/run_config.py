@@ -171,8 +171,6 @@ def load_bench_config(directory: Path) -> Any:
         FileNotFoundError: ``directory`` has no ``bench.json``.
         ValueError: The file is not a bench configuration this version reads.
     """
-    from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
-
     directory = Path(directory)
     path = directory / "bench.json"
     if not path.is_file():
@@ -181,26 +179,37 @@ def load_bench_config(directory: Path) -> Any:
         )
     try:
         payload = json.loads(path.read_text())
-        options, ignored = stream_options_from_dict(payload["stream_options"])
-        if ignored:
-            raise ValueError(f"stream options {sorted(ignored)} unknown to this cl-ssl")
-        evaluation = {
-            k: tuple(v) if isinstance(v, list) else v for k, v in payload["evaluation"].items()
-        }
-        return BenchConfig(
-            stream=payload["stream"],
-            strategies=payload["strategies"],
-            train=TrainConfig(**payload["train"]),
-            evaluation=EvalConfig(**evaluation),
-            stream_options=options,
-            strategy_options={k: dict(v) for k, v in payload["strategy_options"].items()},
-            out=directory.parent,
-            run_name=directory.name,
-            progress=bool(payload.get("progress", True)),
-            training_seeds=tuple(payload.get("training_seeds") or ()),
-        )
-    except (KeyError, TypeError, json.JSONDecodeError) as error:
+        return bench_config_from_dict(payload, directory.parent, directory.name)
+    except (KeyError, TypeError, ValueError) as error:
         raise ValueError(
             f"{path} is not a bench configuration this cl-ssl reads ({error!r}): finish the run "
             "with the cl-ssl version that started it"
         ) from None
+
+
+def bench_config_from_dict(payload: dict[str, Any], out: Path, run_name: str | None) -> Any:
+    """The :class:`~cl_ssl.config.BenchConfig` of :func:`bench_config_to_dict`'s values.
+
+    Raises:
+        ValueError, KeyError, TypeError: Values this version does not read.
+    """
+    from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
+
+    options, ignored = stream_options_from_dict(payload["stream_options"])
+    if ignored:
+        raise ValueError(f"stream options {sorted(ignored)} unknown to this cl-ssl")
+    evaluation = {
+        k: tuple(v) if isinstance(v, list) else v for k, v in payload["evaluation"].items()
+    }
+    return BenchConfig(
+        stream=payload["stream"],
+        strategies=payload["strategies"],
+        train=TrainConfig(**payload["train"]),
+        evaluation=EvalConfig(**evaluation),
+        stream_options=options,
+        strategy_options={k: dict(v) for k, v in payload["strategy_options"].items()},
+        out=Path(out),
+        run_name=run_name,
+        progress=bool(payload.get("progress", True)),
+        training_seeds=tuple(payload.get("training_seeds") or ()),
+    )

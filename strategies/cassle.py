@@ -87,6 +87,8 @@ class CaSSLePlugin(SupervisedPlugin):
     """Predictive distillation of the previous model (teacher) through a trained predictor."""
 
     Options = CaSSLeOptions
+    # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
+    loss_weights = {"weight": (0.0, 2.0)}
 
     def __init__(self, options: CaSSLeOptions | None = None) -> None:
         super().__init__()

@@ -69,6 +69,8 @@ class EWCPlugin(AvalancheEWCPlugin):
     """EWC whose importances come from the SSL loss on augmented views."""
 
     Options = EWCOptions
+    # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
+    loss_weights = {"lambda": (0.0, 1e6)}
 
     def __init__(self, options: EWCOptions | None = None) -> None:
         self.options = options or EWCOptions()

@@ -94,6 +94,8 @@ class LwFSSLPlugin(NoState, SupervisedPlugin):
     """
 
     Options = LwFSSLOptions
+    # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
+    loss_weights = {"lambda": (0.0, 2.0)}
 
     def __init__(self, options: LwFSSLOptions | None = None) -> None:
         super().__init__()

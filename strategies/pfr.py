@@ -70,6 +70,8 @@ class PFRPlugin(SupervisedPlugin):
     """Backbone features regularised towards the previous model's through a learned projector."""
 
     Options = PFROptions
+    # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
+    loss_weights = {"weight": (0.0, 2.0)}
 
     def __init__(self, options: PFROptions | None = None) -> None:
         super().__init__()

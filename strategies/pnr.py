@@ -128,6 +128,8 @@ class PNRPlugin(SupervisedPlugin):
     """The previous model's embeddings as pseudo-negatives, in the SSL and distillation terms."""
 
     Options = PNROptions
+    # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
+    loss_weights = {"weight": (0.0, 2.0), "negative-weight": (0.0, 2.0)}
 
     def __init__(self, options: PNROptions | None = None) -> None:
         super().__init__()

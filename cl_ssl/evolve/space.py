@@ -1,0 +1,77 @@
+"""Which loss weights a bench exposes to ``clssl evolve``.
+
+A strategy plugin declares the weights of its loss terms as a class attribute keyed by its
+``--opt`` names, with the range searched (the default inside it)::
+
+    class LwFSSLPlugin(SupervisedPlugin):
+        Options = LwFSSLOptions
+        loss_weights = {"lambda": (0.0, 2.0)}
+
+The search space of ``--strategy lwf-ssl+pnr`` is then every declared weight of every plugin
+of the run, named ``STRATEGY.KEY`` (``lwf-ssl.lambda``, ``pnr.weight``, ...), and
+``--weight NAME=LOW:HIGH`` overrides a range or adds an option a plugin does not declare.
+
+Example:
+    >>> weight_space("lwf-ssl+replay").ranges
+    {'lwf-ssl.lambda': (0.0, 2.0)}
+    >>> weight_space("lwf-ssl", {"lwf-ssl.lambda": (0.0, 1.0)}).ranges
+    {'lwf-ssl.lambda': (0.0, 1.0)}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from cl_ssl.evolve.search import WeightSpace
+
+
+def weight_space(
+    spec: str, overrides: Mapping[str, tuple[float, float]] | None = None
+) -> WeightSpace:
+    """The weights of the one run ``spec`` (``a+b``), ranges as declared or overridden."""
+    from cl_ssl.registry import strategies
+    from cl_ssl.strategy import parse_spec
+
+    runs = parse_spec(spec)
+    if len(runs) != 1:
+        raise ValueError(
+            f"clssl evolve searches the weights of one run, got --strategy {spec!r}: pass one "
+            "strategy or one composition (e.g. lwf-ssl+replay), not a comma-separated list"
+        )
+    (run,) = runs
+    ranges: dict[str, tuple[float, float]] = {}
+    for name in run:
+        for key, bounds in getattr(strategies.get(name), "loss_weights", {}).items():
+            ranges[f"{name}.{key}"] = (float(bounds[0]), float(bounds[1]))
+    for name, bounds in (overrides or {}).items():
+        plugin = name.rpartition(".")[0]
+        if plugin not in run:
+            raise ValueError(
+                f"--weight {name}: {plugin!r} is not in --strategy {spec}: name a weight as "
+                f"STRATEGY.KEY of one of {', '.join(run)}"
+            )
+        ranges[name] = bounds
+    if not ranges:
+        raise ValueError(
+            f"--strategy {spec} has no loss weight to search: add a distillation or "
+            "regularisation strategy (lwf-ssl, ewc, cassle, pfr, pnr) or name one with "
+            "--weight STRATEGY.KEY=LOW:HIGH"
+        )
+    return WeightSpace(ranges)
+
+
+def parse_weight_flags(flags: list[str]) -> dict[str, tuple[float, float]]:
+    """``["lwf-ssl.lambda=0:3"]`` -> ``{"lwf-ssl.lambda": (0.0, 3.0)}``."""
+    parsed = {}
+    for flag in flags:
+        name, sep, bounds = flag.partition("=")
+        low, colon, high = bounds.partition(":")
+        try:
+            if not (sep and colon and "." in name):
+                raise ValueError
+            parsed[name] = (float(low), float(high))
+        except ValueError:
+            raise ValueError(
+                f"bad --weight '{flag}': write STRATEGY.KEY=LOW:HIGH, e.g. lwf-ssl.lambda=0:3"
+            ) from None
+    return parsed

@@ -1,0 +1,163 @@
+"""clssl evolve end to end: weight spaces of the registry, validation-only fitness, resume."""
+
+import json
+import shlex
+from dataclasses import fields
+
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from cl_ssl.cli import app
+from cl_ssl.evolve.run import EvolveSettings, load_settings, run_evolve
+from cl_ssl.evolve.space import parse_weight_flags, weight_space
+from cl_ssl.options import field_key, parse_options
+from cl_ssl.registry import strategies
+
+WEIGHTED = [n for n in strategies.names() if getattr(strategies.get(n), "loss_weights", None)]
+TINY = ["--stream", "digits-periods", "--image-size", "8", "--max-images", "40",
+        "--batch-size", "32", "--no-progress"]  # fmt: skip
+
+
+@pytest.mark.parametrize("name", WEIGHTED)
+def test_declared_weights_are_options_whose_defaults_lie_in_their_range(name):
+    plugin = strategies.get(name)
+    defaults = plugin.Options()
+    keys = {field_key(f.name): f.name for f in fields(plugin.Options)}
+    for key, (low, high) in plugin.loss_weights.items():
+        assert key in keys, f"{name}.{key} is not an --opt of {name}"
+        assert low <= getattr(defaults, keys[key]) <= high
+        middle = parse_options(plugin.Options, {key: repr((low + high) / 2)}, name)
+        assert getattr(middle, keys[key]) == (low + high) / 2
+
+
+def test_weight_space_of_a_composition_and_its_errors():
+    assert weight_space("lwf-ssl+pnr").names == (
+        "lwf-ssl.lambda",
+        "pnr.weight",
+        "pnr.negative-weight",
+    )
+    assert weight_space("lwf-ssl", {"lwf-ssl.lambda": (0.5, 3.0)}).ranges == {
+        "lwf-ssl.lambda": (0.5, 3.0)
+    }
+    with pytest.raises(ValueError, match="no loss weight"):
+        weight_space("naive")
+    with pytest.raises(ValueError, match="one run"):
+        weight_space("lwf-ssl,ewc")
+    with pytest.raises(ValueError, match="not in --strategy"):
+        weight_space("lwf-ssl", {"ewc.lambda": (0.0, 1.0)})
+    assert parse_weight_flags(["lwf-ssl.lambda=0:3"]) == {"lwf-ssl.lambda": (0.0, 3.0)}
+    with pytest.raises(ValueError, match="STRATEGY.KEY=LOW:HIGH"):
+        parse_weight_flags(["lwf-ssl.lambda=3"])
+
+
+def test_evolve_writes_every_output_and_the_winners_command(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["evolve", "--rounds", "2", "--population", "2", "--tournament", "2",
+         "--strategy", "lwf-ssl", *TINY, "--out", str(tmp_path), "--run", "evo"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    directory = tmp_path / "evo"
+    history = pd.read_csv(directory / "history.csv")
+    assert list(history["id"]) == [0, 1, 2, 3]
+    assert history["fitness"].between(0, 1).all()  # NMI on the validation splits
+    best = json.loads((directory / "best.json").read_text())
+    assert best["best"]["fitness"] == pytest.approx(history["fitness"].max())
+    # The command reruns the winner on the test splits: no --val-fraction, the weight set.
+    command = shlex.split(best["command"])
+    assert "--val-fraction" not in " ".join(command)
+    lam = best["best"]["weights"]["lwf-ssl.lambda"]
+    assert f"--opt=lwf-ssl.lambda={lam!r}" in command
+    for name in ("weights.png", "state.json", "evolve.json"):
+        assert (directory / name).stat().st_size > 0
+    assert any((directory / "tensorboard").iterdir())
+    # Each individual trained with its own weight, evaluated on the validation splits.
+    for _, row in history.iterrows():
+        folder = directory / "individuals" / f"{int(row['id']):03d}"
+        text = next(folder.rglob("config.json")).read_text()
+        assert '"val_fraction": 0.2' in text
+        assert repr(float(row["lwf-ssl.lambda"])) in text
+
+
+def test_fitness_is_never_measured_on_test_splits(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["evolve", "--strategy", "lwf-ssl", *TINY, "--val-fraction", "0", "--out", str(tmp_path)],
+    )
+    assert result.exit_code == 2
+    assert "validation data only" in result.output
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
+def test_an_interrupted_evolve_resumes_to_the_uninterrupted_history(tmp_path):
+    runner = CliRunner()
+    args = ["evolve", "--rounds", "2", "--population", "2", "--tournament", "2",
+            "--strategy", "lwf-ssl", *TINY, "--out", str(tmp_path)]  # fmt: skip
+    assert runner.invoke(app, [*args, "--run", "whole"]).exit_code == 0
+    whole = pd.read_csv(tmp_path / "whole" / "history.csv")
+
+    class Stop(KeyboardInterrupt):
+        pass
+
+    def stop_after_two(individual):
+        if individual.id == 1:
+            raise Stop
+
+    settings = load_settings(tmp_path / "whole")
+    cut = EvolveSettings(
+        settings.bench.__class__(**{**settings.bench.__dict__, "run_name": "cut"}),
+        settings.bench_args,
+        settings.search,
+        settings.ranges,
+        settings.fitness,
+    )
+    with pytest.raises(Stop):
+        run_evolve(cut, on_individual=stop_after_two)
+    assert len(pd.read_csv(tmp_path / "cut" / "history.csv")) == 2
+    again = runner.invoke(app, ["evolve", "--resume", str(tmp_path / "cut")])
+    assert again.exit_code == 0, again.output
+    resumed = pd.read_csv(tmp_path / "cut" / "history.csv")
+    columns = ["id", "round", "parent", "mutated", "fitness", "lwf-ssl.lambda"]
+    pd.testing.assert_frame_equal(resumed[columns], whole[columns])
+    # A finished directory is never started over, and other results are never written into.
+    assert runner.invoke(app, [*args, "--run", "whole"]).exit_code == 2
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "summary.md").write_text("a bench's results")
+    refused = runner.invoke(app, [*args, "--run", "other"])
+    assert refused.exit_code == 2 and "not empty" in refused.output
+
+
+def test_fitness_figures_match_their_definitions():
+    from cl_ssl.evolve.run import fitness_of
+
+    rows = []
+    # R[i][j] of all_knn20 on two experiences, plus the union row after each experience.
+    matrix = {(0, 0): 0.6, (0, 1): 0.2, (1, 0): 0.5, (1, 1): 0.7}
+    for (i, j), value in matrix.items():
+        rows.append(("s", 0, "all_knn20", i, j, value))
+    rows += [("s", 0, "all_knn20", 0, -1, 0.4), ("s", 0, "all_knn20", 1, -1, 0.62)]
+    rows += [("s", 0, "all_nmi", 1, -1, 0.33), ("s", 0, "all_nmi", 1, 0, 0.3)]
+    rows += [("s", 0, "all_nmi", 1, 1, 0.3)]
+    tidy = pd.DataFrame(
+        rows, columns=["strategy", "seed", "metric", "train_exp", "eval_exp", "value"]
+    )
+    assert fitness_of(tidy, "knn") == pytest.approx(0.62)  # final, on the union
+    # forgetting: experience 0 fell from its best 0.6 to 0.5 (the last one cannot forget)
+    assert fitness_of(tidy, "knn-stable") == pytest.approx(0.62 - 0.1)
+    assert fitness_of(tidy, "nmi") == pytest.approx(0.33)
+
+
+def test_parallel_individuals_score_as_they_would_in_process(tmp_path):
+    from cl_ssl.evolve.run import BenchFitness
+
+    args = ["evolve", "--rounds", "1", "--population", "2", "--tournament", "2", "--jobs", "2",
+            "--strategy", "lwf-ssl", *TINY, "--out", str(tmp_path), "--run", "par"]  # fmt: skip
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    history = pd.read_csv(tmp_path / "par" / "history.csv")
+    assert list(history["id"]) == [0, 1, 2]
+    settings = load_settings(tmp_path / "par")
+    again = BenchFitness(settings, tmp_path / "again")
+    first = history.iloc[0]
+    assert again({"lwf-ssl.lambda": float(first["lwf-ssl.lambda"])}, 0) == first["fitness"]

@@ -175,19 +175,29 @@ def _tcmalloc() -> str | None:
     return next((ln.split()[-1] for ln in found.splitlines() if "libtcmalloc" in ln), None)
 
 
-def test_the_header_names_the_allocator_the_rows_run_on():
+TCMALLOC = _tcmalloc()
+MALLOC_CODE = "from cl_ssl.speed.timing import malloc_name; print(malloc_name())"
+
+
+def _malloc_in_child(preload: str | None) -> str:
+    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
+    if preload is not None:
+        env["LD_PRELOAD"] = preload
+    child = subprocess.run(
+        [sys.executable, "-c", MALLOC_CODE], capture_output=True, text=True, env=env
+    )
+    return child.stdout.strip()
+
+
+def test_the_header_names_glibc_without_a_preloaded_allocator():
     from cl_ssl.speed.timing import malloc_name
 
-    code = "from cl_ssl.speed.timing import malloc_name; print(malloc_name())"
-    env = {k: v for k, v in os.environ.items() if k != "LD_PRELOAD"}
-    plain = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env)
-    assert plain.stdout.strip() == "glibc"
+    assert _malloc_in_child(None) == "glibc"
     assert malloc_name() in ("glibc", "tcmalloc", "jemalloc")
-    library = _tcmalloc()
-    if library is None:
-        pytest.skip("no tcmalloc here (Debian: apt-get install libtcmalloc-minimal4)")
-    env["LD_PRELOAD"] = library
-    preloaded = subprocess.run(
-        [sys.executable, "-c", code], capture_output=True, text=True, env=env
-    )
-    assert preloaded.stdout.strip() == "tcmalloc"
+
+
+@pytest.mark.skipif(
+    TCMALLOC is None, reason="no tcmalloc here (Debian: apt-get install libtcmalloc-minimal4)"
+)
+def test_the_header_names_a_preloaded_tcmalloc():
+    assert _malloc_in_child(TCMALLOC) == "tcmalloc"

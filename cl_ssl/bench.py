@@ -22,6 +22,12 @@ Never losing work:
   still run; :attr:`BenchResult.ok` is False (``clssl bench`` exits 1);
 - ``resume=True`` finishes an interrupted bench: finished runs are read back, the others go
   on from their last checkpoint (or start again when they have none).
+
+Under torchrun (``torchrun --nproc_per_node N -m cl_ssl bench ...``, :mod:`cl_ssl.distributed`)
+every rank runs this loop on its shard and rank 0 alone writes. A non-finite loss, which
+every rank sees at the same step (the loss is the global batch's), fails one strategy as
+above; any other error stops every rank (torchrun ends the others with that rank's
+message), and ``--resume`` under torchrun goes on from the last checkpoints.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import shutil
 from dataclasses import replace
 from pathlib import Path
 
+from cl_ssl import distributed
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig
 from cl_ssl.methods import build_method
@@ -52,11 +59,13 @@ from cl_ssl.strategy_run import (  # noqa: F401  (build_model, make_optimizer: p
     StrategyFailed,
     StrategyRun,
     build_model,
+    local_batch_size,
     make_optimizer,
     purge_step,
     resolve_device,
 )
 from cl_ssl.streams import SSLStream
+from cl_ssl.template import NonFiniteLoss
 
 __all__ = [
     "BenchResult",
@@ -89,10 +98,11 @@ def run_strategy(
         if finished is not None:
             return finished
         checkpoint = latest_checkpoint(directory) if config.evaluation.checkpoints else None
-        if checkpoint is None and directory.exists():
+        if checkpoint is None and directory.exists() and distributed.is_main():
             shutil.rmtree(directory)  # nothing to go on from: never mix two attempts' rows
         if checkpoint is not None:
-            (directory / FAILURE_FILE).unlink(missing_ok=True)
+            if distributed.is_main():
+                (directory / FAILURE_FILE).unlink(missing_ok=True)
             state, info, _ = load_training_state(checkpoint)
             strategy_run = StrategyRun(stream, run, config, directory, purge_step(state))
             strategy_run.restore(state, info.experience)
@@ -117,6 +127,8 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     build_method(config.train.method, config.train.method_options)  # a bad --method-opt, now
     stream_factory = streams.get(config.stream)
     resolve_device(config.train.device)
+    distributed.setup(config.train.device)  # under torchrun: join the group
+    local_batch_size(config.train.batch_size)  # splits evenly over the processes
     if resume:
         directory = Path(config.out) / str(config.run_name)
         if not (directory / BENCH_FILE).is_file():
@@ -124,11 +136,14 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
                 f"{directory} has no {BENCH_FILE}: --resume needs a run directory written by "
                 "`clssl bench`"
             )
-    else:
+    elif distributed.is_main():
         directory = make_run_directory(config.out, config.run_name, config.stream, config.overwrite)
+    # The name (a time stamp by default) is rank 0's; only rank 0 writes into it.
+    directory = distributed.broadcast_object(None if not distributed.is_main() else directory)
     stream = stream_factory(config.stream_options)
     named = replace(config, out=directory.parent, run_name=directory.name)
-    write_json(directory / BENCH_FILE, bench_config_to_dict(named))
+    if distributed.is_main():
+        write_json(directory / BENCH_FILE, bench_config_to_dict(named))
     results: list[StrategyResult] = []
     failures: list[StrategyFailure] = []
     for seed in config.seeds:
@@ -138,13 +153,19 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
             try:
                 results.append(run_strategy(stream, r, seeded, path, resume=resume))
             except StrategyFailed as failed:
+                if distributed.active() and not isinstance(failed.__cause__, NonFiniteLoss):
+                    raise  # maybe this rank's alone: the others would wait for it forever
                 failures.append(failed.failure)
             except Exception as error:  # building the run or reading its checkpoint
+                if distributed.active():
+                    raise
                 failures.append(_failure_before_training(r, seed, path, error))
     bench = BenchResult(directory, results, failures)
-    write_summary(bench, stream.name, stream.eval_split)
-    if results:
-        write_plots(bench.tidy, directory / "plots")
+    if distributed.is_main():
+        write_summary(bench, stream.name, stream.eval_split)
+        if results:
+            write_plots(bench.tidy, directory / "plots")
+    distributed.barrier()
     return bench
 
 

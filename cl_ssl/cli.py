@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import os
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -121,6 +123,17 @@ def bench(
     compile: Annotated[
         bool, typer.Option(help="torch.compile the backbone (opt-in; slow first steps).")
     ] = False,
+    sync_bn: Annotated[
+        bool,
+        typer.Option(help="Under torchrun: BatchNorm over the global batch (CUDA only)."),
+    ] = False,
+    online: Annotated[
+        bool,
+        typer.Option(help="One pass over each experience in arrival order (streaming)."),
+    ] = False,
+    updates_per_batch: Annotated[
+        int, typer.Option(help="Gradient updates per incoming batch (with --online).")
+    ] = 1,
     workers: Annotated[
         int | None,
         typer.Option(
@@ -169,7 +182,15 @@ def bench(
     kmeans: Annotated[bool, typer.Option(help="k-means NMI/ARI.")] = True,
     checkpoints: Annotated[bool, typer.Option(help="Save the model after each experience.")] = True,
     out: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
-    run: Annotated[str | None, typer.Option(help="Run directory name.")] = None,
+    run: Annotated[
+        str | None,
+        typer.Option(
+            "--run",
+            "--run-name",
+            help="Run directory name (--run-name under torchrun, whose own parser takes "
+            "--run for its --run-path).",
+        ),
+    ] = None,
     overwrite: Annotated[
         bool, typer.Option(help="Replace a --run directory that already holds results.")
     ] = False,
@@ -186,8 +207,10 @@ def bench(
 
     Exits 1 when a strategy failed (the others still ran; see the summary), 2 on bad input.
     """
+    from cl_ssl import distributed
     from cl_ssl.bench import run_bench
 
+    main = True  # rank 0 (or the only process) prints and sets the exit status
     try:
         if resume is not None:
             config = _resume_config(ctx, resume)
@@ -195,8 +218,13 @@ def bench(
             config = _bench_config(ctx.params)
         backbones.get(config.train.backbone)
         result = run_bench(config, resume=resume is not None)
+        main = distributed.is_main()
     except USER_ERRORS as error:
         fail(error)
+    finally:
+        distributed.teardown()
+    if not main:
+        return
     _print_bench(result)
     if not result.ok:
         for failure in result.failures:
@@ -296,6 +324,9 @@ def _bench_config(params: dict) -> BenchConfig:
             precision=p["precision"],
             channels_last=p["channels_last"],
             compile=p["compile"],
+            sync_bn=p["sync_bn"],
+            online=p["online"],
+            updates_per_batch=p["updates_per_batch"],
             seed=p["seed"],
         ),
         stream_options=StreamOptions(
@@ -648,7 +679,10 @@ def evolve(
     ] = 1,
     weight: Annotated[
         list[str] | None,
-        typer.Option(help="Weight range STRATEGY.KEY=LOW:HIGH (overrides or adds one)."),
+        typer.Option(
+            help="Weight range STRATEGY.KEY=LOW:HIGH or METHOD.weight=LOW:HIGH (mixed "
+            "--method a+b); overrides or adds one."
+        ),
     ] = None,
     resume: Annotated[
         Path | None, typer.Option(help="Finish the evolve run in this directory.")
@@ -721,6 +755,10 @@ def list_entries(
     if strategies_only:
         return
     _list_registry("methods", methods, "--method-opt")
+    typer.echo(
+        "  A+B: the methods' losses mixed, one head each (e.g. --method simclr+barlow-twins);\n"
+        "      --method-opt A.weight=  (float, default 1.0: the mixing weight)"
+    )
     for title, registry in (("streams", streams), ("backbones", backbones), ("datasets", datasets)):
         _list_registry(title, registry)
 
@@ -736,5 +774,23 @@ def _list_registry(title: str, registry: Registry, flag: str | None = None) -> N
 
 
 def main() -> None:
-    """Entry point for ``python -m cl_ssl``."""
-    app()
+    """Entry point for ``python -m cl_ssl`` and ``clssl``.
+
+    Under torchrun, torch's ``record`` hands an error's traceback to the launcher, which
+    stops every other rank and prints the failing rank's message.
+    """
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        from torch.distributed.elastic.multiprocessing.errors import record
+
+        command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+        if command not in (None, "bench"):
+            typer.secho(
+                f"error: clssl {command} runs in one process: under torchrun run `clssl "
+                "bench` (and --resume), or start this command without torchrun",
+                err=True,
+                fg=typer.colors.RED,
+            )
+            raise SystemExit(2)
+        record(app)()
+    else:
+        app()

@@ -93,7 +93,14 @@ class TrainConfig:
         channels_last: Model and inputs in the channels-last memory format. None (auto): on,
             on CUDA and CPU alike (a small-ResNet step measured ~2x faster on the CPU).
         compile: ``torch.compile`` the backbone (in place: checkpoints keep the plain keys).
+        sync_bn: Under torchrun, BatchNorm statistics over the global batch (torch's
+            ``SyncBatchNorm``, CUDA only); otherwise each rank normalises its own rows.
+        online: One pass over each experience in arrival order (no shuffling, one epoch):
+            streaming frames (:mod:`cl_ssl.online`).
+        updates_per_batch: Gradient updates on each incoming batch (online mode), each with
+            fresh views (and fresh replayed rows).
         seed: Seed of model init, data order and augmentation; same for every strategy.
+            ``batch_size`` is the global batch under torchrun (B / N images per rank).
     """
 
     epochs: int = 1
@@ -114,6 +121,9 @@ class TrainConfig:
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     channels_last: bool | None = None
     compile: bool = False
+    sync_bn: bool = False
+    online: bool = False
+    updates_per_batch: int = 1
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -134,6 +144,22 @@ class TrainConfig:
             raise ValueError(f"--channels-last must be on, off or auto, got {self.channels_last!r}")
         if not isinstance(self.compile, bool):
             raise ValueError(f"--compile must be on or off, got {self.compile!r}")
+        if self.updates_per_batch < 1:
+            raise ValueError(
+                f"--updates-per-batch must be at least 1, got {self.updates_per_batch}"
+            )
+        if self.updates_per_batch > 1 and not self.online:
+            raise ValueError("--updates-per-batch repeats incoming batches: add --online")
+        if self.online and self.epochs != 1:
+            raise ValueError(
+                f"--online is one pass over each experience, got --epochs {self.epochs}: "
+                "drop --epochs (use --updates-per-batch for more updates)"
+            )
+        if self.sync_bn and self.device == "cpu":
+            raise ValueError(
+                "--sync-bn needs CUDA (torch's SyncBatchNorm has no CPU kernel): drop it or "
+                "train on GPUs"
+            )
         if self.optimizer not in ("adam", "sgd", "lars"):
             raise ValueError(f"unknown optimizer '{self.optimizer}'; choose from: adam, sgd, lars")
         if not 0 <= self.momentum < 1:
@@ -141,7 +167,7 @@ class TrainConfig:
         if self.weight_decay < 0:
             raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         LRSchedule(self.schedule, self.warmup_epochs)  # validates both
-        other = sorted(set(self.method_options) - {self.method})
+        other = sorted(set(self.method_options) - set(self.method.split("+")))
         if other:
             raise ValueError(
                 f"--method-opt {other[0]}.* given but the method is '{self.method}': "

@@ -73,6 +73,8 @@ def write_results(result: StrategyResult, config: dict, extra: dict[str, Any]) -
         "steps": result.steps,
         "images_per_step": result.images_per_step,
         "ms_per_step": result.ms_per_step,
+        "data_wait_seconds": result.data_wait_seconds,
+        "data_wait_pct": result.data_wait_pct,
         "matrices": matrices,
         "figures": {
             row["metric"]: {k: _json_float(v) for k, v in row.items() if k != "metric"}
@@ -104,6 +106,7 @@ def load_finished(directory: Path, name: str, seed: int) -> StrategyResult | Non
         float(payload.get("representation_eval_seconds") or 0.0),
         steps,
         seed,
+        float(payload.get("data_wait_seconds") or 0.0),
     )
 
 

@@ -28,6 +28,16 @@ class StrategyResult:
     representation_seconds: float = 0.0
     steps: int = 0
     seed: int = 0
+    data_wait_seconds: float = 0.0
+
+    @property
+    def data_wait_pct(self) -> float:
+        """Share of the training time spent waiting for the next batch, in percent."""
+        return (
+            100 * self.data_wait_seconds / self.train_seconds
+            if self.train_seconds
+            else float("nan")
+        )
 
     @property
     def ms_per_step(self) -> float:
@@ -68,6 +78,7 @@ class StrategyResult:
             "images_per_s": self.images_per_second,
             "ms_per_step": self.ms_per_step,
             "images_per_step": self.images_per_step,
+            "data_wait_pct": self.data_wait_pct,
         }
 
 

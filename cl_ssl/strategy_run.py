@@ -15,6 +15,10 @@
   experience trains exactly as it would have without the interruption;
 - any exception while training or evaluating becomes :class:`StrategyFailed`, carrying
   where it stopped (experience, epoch, step); the last good checkpoint stays.
+
+Under torchrun (:mod:`cl_ssl.distributed`) every rank builds and trains the run on its
+shard (B / N images per step); rank 0 alone evaluates and writes (config, metrics,
+TensorBoard, checkpoints, results), and the others wait for it after every experience.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from lightly.models.utils import get_weight_decay_parameters
 from lightly.utils.lars import LARS
 
+from cl_ssl import distributed
 from cl_ssl.augment import make_augment
 from cl_ssl.checkpoint import CheckpointInfo, save_checkpoint
 from cl_ssl.config import BenchConfig, TrainConfig
@@ -46,6 +51,7 @@ from cl_ssl.evaluation.metrics import (
     RepresentationMetrics,
     tidy_metric_name,
 )
+from cl_ssl.evaluation.training_health import TrainingHealth
 from cl_ssl.methods import SSLMethod, build_method
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.outputs import write_failure, write_json, write_metrics, write_results
@@ -109,6 +115,17 @@ def make_optimizer(train: TrainConfig, model: torch.nn.Module) -> torch.optim.Op
     if train.optimizer == "lars":
         return LARS(groups, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay)
     return torch.optim.Adam(groups, lr=train.lr, weight_decay=train.weight_decay)
+
+
+def local_batch_size(batch_size: int) -> int:
+    """Images per step on this rank: the global ``--batch-size`` split evenly over ranks."""
+    ranks = distributed.world_size()
+    if batch_size % ranks:
+        raise ValueError(
+            f"--batch-size {batch_size} is the global batch and must split evenly over the "
+            f"{ranks} processes: pass a multiple of {ranks}"
+        )
+    return batch_size // ranks
 
 
 def loader_options(workers: int | None, stream: SSLStream, device: torch.device) -> dict:
@@ -175,15 +192,19 @@ class StrategyRun:
         self.stream, self.run, self.config, self.directory = stream, run, config, directory
         self.name = run_name(run)
         train = config.train
-        directory.mkdir(parents=True, exist_ok=True)
-        self.device = resolve_device(train.device)
+        self.main = distributed.is_main()  # evaluates and writes
+        self.device = distributed.device_of(resolve_device(train.device))
         self.loader_options = loader_options(train.workers, stream, self.device)
         self.run_config = run_config(config, stream, self.name)
-        write_json(directory / "config.json", self.run_config)
+        if self.main:
+            directory.mkdir(parents=True, exist_ok=True)
+            write_json(directory / "config.json", self.run_config)
         # Same seed before building anything: every strategy starts from the same weights;
         # the template reseeds each experience from (seed, k) so data order and views match.
         RNGManager.set_random_seeds(train.seed)
         model, method = build_model(train, stream.image_size)
+        if train.sync_bn and distributed.active():
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.augment_config = replace(
             method.augment_config(stream.image_size), **stream.augment_overrides
         )
@@ -192,21 +213,25 @@ class StrategyRun:
             augment.to(self.device)
         plugin_list = build_plugins(run, config.strategy_options)
         self.plugins = dict(zip(run, plugin_list, strict=True))
-        extra = [ProgressPlugin(self.name)] if config.progress else []
+        extra = [ProgressPlugin(self.name)] if config.progress and self.main else []
         self.representation = RepresentationMetrics(stream.experiences, augment, config.evaluation)
-        self.tensorboard = ResumableTensorboardLogger(directory, purge_step=purge_step)
+        self.health = TrainingHealth()
+        self.tensorboard = (
+            ResumableTensorboardLogger(directory, purge_step=purge_step) if self.main else None
+        )
         evaluator = EvaluationPlugin(
             loss_metrics(epoch=True, experience=True, stream=True),
             self.representation,
             ContinualFigures(),
-            loggers=[self.tensorboard],
+            self.health,
+            loggers=[self.tensorboard] if self.tensorboard is not None else [],
         )
         self.strategy = SSLTemplate(
             model=model,
             optimizer=make_optimizer(train, model),
             method=method,
             augment=augment,
-            train_mb_size=train.batch_size,
+            train_mb_size=local_batch_size(train.batch_size),
             train_epochs=train.epochs,
             eval_mb_size=train.eval_batch_size,
             device=self.device,
@@ -217,11 +242,14 @@ class StrategyRun:
             schedule=train.lr_schedule,
             autocast_dtype=resolve_precision(train.precision, self.device),
             channels_last=resolve_channels_last(train.channels_last, self.device),
+            online=train.online,
+            updates_per_batch=train.updates_per_batch,
         )
         self.rows: list[dict] = []
         self.tags: dict[str, None] = {}  # Avalanche metric names measured, in order
         self.train_seconds = self.eval_seconds = 0.0
         self.representation_seconds = 0.0
+        self.data_wait_seconds = 0.0  # of the run's earlier attempts (resumed runs)
         self.experience = -1  # the last experience trained
 
     # -- state ------------------------------------------------------------------------
@@ -237,8 +265,10 @@ class StrategyRun:
         self.train_seconds = float(run["train_seconds"])
         self.eval_seconds = float(run["eval_seconds"])
         self.representation_seconds = float(run["representation_seconds"])
+        self.data_wait_seconds = float(run.get("data_wait_seconds", 0.0))
         self.experience = experience
-        write_metrics(self.rows, self.directory)
+        if self.main:
+            write_metrics(self.rows, self.directory)
 
     def save(self, k: int) -> Path:
         """``checkpoints/exp<k>.pt``: the encoder and the full training state."""
@@ -248,6 +278,7 @@ class StrategyRun:
             "train_seconds": self.train_seconds,
             "eval_seconds": self.eval_seconds,
             "representation_seconds": self._representation_seconds(),
+            "data_wait_seconds": self._data_wait_seconds(),
         }
         train = self.config.train
         info = CheckpointInfo(
@@ -264,7 +295,12 @@ class StrategyRun:
 
     # -- the loop ---------------------------------------------------------------------
     def evaluate(self, after: int) -> None:
-        """Evaluate on every experience's split; append tidy rows, rewrite metrics.csv."""
+        """Evaluate on every experience's split; append tidy rows, rewrite metrics.csv.
+
+        Rank 0 only under torchrun (the others return at once and wait at the next barrier).
+        """
+        if not self.main:
+            return
         with self._failure_position():
             start = time.perf_counter()
             metrics = self.strategy.eval(self.stream.benchmark.test_stream, **self.loader_options)
@@ -297,13 +333,14 @@ class StrategyRun:
             k = experience.current_experience
             self.experience = k
             self.evaluate(k)
-            if self.config.evaluation.checkpoints:
+            if self.config.evaluation.checkpoints and self.main:
                 with self._failure_position():
                     self.save(k)
+            distributed.barrier()  # rank 0 evaluated and saved experience k
         return self.finish()
 
     def finish(self) -> StrategyResult:
-        """``results.json`` and the hparams entry; the in-memory result."""
+        """``results.json`` and the hparams entry; the in-memory result (rank 0 writes)."""
         result = StrategyResult(
             self.name,
             pd.DataFrame(self.rows, columns=TIDY_COLUMNS),
@@ -314,7 +351,10 @@ class StrategyRun:
             self._representation_seconds(),
             self.strategy.steps_trained,
             self.config.train.seed,
+            self._data_wait_seconds(),
         )
+        if not self.main:
+            return result  # the rows are rank 0's: it evaluated
         extra = {
             "experiences": self.stream.num_experiences,
             "skipped_images": self.stream.skipped_images,
@@ -342,6 +382,9 @@ class StrategyRun:
 
     def _representation_seconds(self) -> float:
         return self.representation_seconds + self.representation.seconds
+
+    def _data_wait_seconds(self) -> float:
+        return self.data_wait_seconds + self.health.data_wait_seconds
 
     @contextmanager
     def _failure_position(self) -> Iterator[None]:
@@ -372,6 +415,7 @@ class StrategyRun:
                 message=message.splitlines()[0] if message else "",
                 directory=self.directory,
             )
-            self.tensorboard.writer.close()
-            write_failure(failure)
+            if self.main:
+                self.tensorboard.writer.close()
+                write_failure(failure)
             raise StrategyFailed(failure) from error

@@ -42,6 +42,7 @@ from torch import Tensor, nn
 from torch.fx.experimental.optimization import fuse
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from cl_ssl import distributed
 from cl_ssl.models.ssl_model import frozen_copy
 
 BNMode = Literal["eval", "batch"]
@@ -92,7 +93,9 @@ class Teacher:
 
     @torch.no_grad()
     def __call__(self, views: Tensor) -> Any:
-        """The frozen model's output on ``views`` (e.g. :class:`SSLOutput`), without gradient.
+        """The frozen model's output on ``views`` (:class:`SSLOutput`), without gradient.
+
+        Under torchrun, every rank's outputs gathered (the global batch, as the student's).
 
         ``no_grad``, not ``inference_mode``: the outputs enter the student's loss as constants,
         and autograd must *save* them for the student's backward (the contrastive term's
@@ -103,7 +106,8 @@ class Teacher:
         if self.model is None or self._runner is None:
             raise RuntimeError("there is no teacher before the second experience: check .active")
         self._set_modes(self._runner)  # cheap, and robust to anyone calling .train() on it
-        return self._runner(views)
+        # Under torchrun the student's outputs are the global batch's: so are the teacher's.
+        return distributed.gather_output(self._runner(views))
 
     def _set_modes(self, model: nn.Module) -> None:
         model.eval()

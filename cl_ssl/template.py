@@ -45,9 +45,11 @@ from avalanche.training.templates import SupervisedTemplate
 from torch import Tensor
 from torch.optim import Optimizer
 
+from cl_ssl import distributed
 from cl_ssl.augment import TwoViewAugment
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.models.ssl_model import SSLModel
+from cl_ssl.online import RepeatedBatches
 from cl_ssl.schedule import LRSchedule
 
 
@@ -109,6 +111,9 @@ class SSLTemplate(SupervisedTemplate):
         autocast_dtype: Autocast forward and loss to this dtype (``torch.bfloat16``); None
             runs in fp32.
         channels_last: Model and views in the channels-last memory format.
+        online: One pass in arrival order, each batch ``updates_per_batch`` times
+            (:mod:`cl_ssl.online`).
+        updates_per_batch: Updates per incoming batch in online mode.
 
     Example:
         >>> strategy = SSLTemplate(
@@ -134,6 +139,8 @@ class SSLTemplate(SupervisedTemplate):
         schedule: LRSchedule | None = None,
         autocast_dtype: torch.dtype | None = None,
         channels_last: bool = False,
+        online: bool = False,
+        updates_per_batch: int = 1,
     ) -> None:
         kwargs = {} if evaluator is None else {"evaluator": evaluator}
         if channels_last:
@@ -153,6 +160,16 @@ class SSLTemplate(SupervisedTemplate):
         self.method = method
         method.setup(model)  # e.g. BYOL's target network, a copy of the fresh model
         method.to(self.device)
+        self.ddp: torch.nn.Module | None = None  # the model wrapped for torchrun, training only
+        if distributed.active():
+            from torch.nn.parallel import DistributedDataParallel
+
+            self.model.to(self.device)  # DDP broadcasts rank 0's weights from the device
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.ddp = DistributedDataParallel(self.model, device_ids=ids)
+        self.sampler: torch.utils.data.DistributedSampler | None = None
+        self.online, self.updates_per_batch = online, updates_per_batch
+        self.fresh_batch = True  # this step's new images are trained on for the first time
         self.schedule = schedule or LRSchedule()
         self.augment = augment
         self.eval_seed = eval_seed
@@ -238,7 +255,78 @@ class SSLTemplate(SupervisedTemplate):
             step,
         )
 
+    # -- data ----------------------------------------------------------------------------
+    def make_train_dataloader(
+        self, num_workers=0, shuffle=True, pin_memory=None, persistent_workers=False, **kwargs
+    ) -> None:
+        """Avalanche's loader; under torchrun, the shard of each rank.
+
+        Under torchrun a :class:`~torch.utils.data.DistributedSampler` (reshuffled every
+        epoch, seeded from the run's seed and the experience) gives each rank B / N images
+        of every global step; Avalanche's own distributed sampling is seeded once and never
+        reshuffled between epochs. A single process keeps Avalanche's loader, so its data
+        order (and every number measured with it) is unchanged.
+        """
+        ranks = distributed.world_size()
+        shuffle = shuffle and not self.online  # online: the stream's arrival order
+        if ranks == 1:
+            super().make_train_dataloader(
+                num_workers=num_workers,
+                shuffle=shuffle,
+                pin_memory=pin_memory,
+                persistent_workers=persistent_workers,
+                **kwargs,
+            )
+            self._repeat_batches()
+            return
+        from avalanche.benchmarks.utils.data_loader import collate_from_data_or_kwargs
+        from torch.utils.data import DataLoader, DistributedSampler
+
+        k = self.experience.current_experience
+        self.sampler = DistributedSampler(
+            self.adapted_dataset,
+            num_replicas=ranks,
+            rank=distributed.rank(),
+            shuffle=shuffle,
+            seed=experience_seed(self.train_seed or 0, k, "order"),
+        )
+        args = self._obtain_common_dataloader_parameters(
+            batch_size=self.train_mb_size,
+            num_workers=num_workers,
+            pin_memory=pin_memory,
+            persistent_workers=persistent_workers,
+        )
+        collate_from_data_or_kwargs(self.adapted_dataset, args)
+        self.dataloader = DataLoader(self.adapted_dataset, sampler=self.sampler, **args)
+        self._repeat_batches()
+
+    def _repeat_batches(self) -> None:
+        if self.online and self.updates_per_batch > 1:
+            self.dataloader = RepeatedBatches(self.dataloader, self.updates_per_batch)
+
+    def make_eval_dataloader(self, **kwargs) -> None:
+        """Avalanche's loader over the whole split: evaluation is never sharded (rank 0)."""
+        from avalanche.benchmarks.utils.data_loader import (
+            SingleDatasetDataLoader,
+            collate_from_data_or_kwargs,
+        )
+
+        args = self._obtain_common_dataloader_parameters(
+            batch_size=self.eval_mb_size,
+            shuffle=False,
+            **{k: v for k, v in kwargs.items() if k not in ("ffcv_args", "shuffle")},
+        )
+        collate_from_data_or_kwargs(self.adapted_dataset, args)
+        self.dataloader = SingleDatasetDataLoader(
+            self.adapted_dataset, distributed_sampling=False, **args
+        )
+
     # -- Avalanche overrides ------------------------------------------------------------
+    def _check_distributed_training_compatibility(self) -> bool:
+        # Avalanche flags plugins not written for its own distributed helpers; cl-ssl's
+        # follow cl_ssl.distributed's contract (global batches, state synced per experience).
+        return True
+
     def _before_training_exp(self, **kwargs) -> None:
         super()._before_training_exp(**kwargs)  # dataset, loader, optimizer, plugins
         self.steps_per_epoch = len(self.dataloader)
@@ -247,8 +335,22 @@ class SSLTemplate(SupervisedTemplate):
             self._pending_optimizer_state = None
         if self.train_seed is not None:
             k = self.experience.current_experience
-            RNGManager.set_random_seeds(experience_seed(self.train_seed, k))
+            # Rank r > 0 draws its own views; rank 0's stream is the single-process one.
+            rank = distributed.rank()
+            stream = "train" if rank == 0 else f"train-rank{rank}"
+            RNGManager.set_random_seeds(experience_seed(self.train_seed, k, stream))
         self._unchecked = []
+
+    def _before_training_epoch(self, **kwargs) -> None:
+        if self.sampler is not None:
+            self.sampler.set_epoch(self.clock.train_exp_epochs)
+        super()._before_training_epoch(**kwargs)
+
+    def _after_training_exp(self, **kwargs) -> None:
+        # Buffer updates, importance passes, ...: the same draws and model on every rank.
+        distributed.sync_random_state()
+        distributed.average_buffers(self.model)
+        super()._after_training_exp(**kwargs)
 
     def _before_forward(self, **kwargs) -> None:
         super()._before_forward(**kwargs)  # plugins see (and may change) raw images
@@ -265,6 +367,11 @@ class SSLTemplate(SupervisedTemplate):
         self.mbatch[0] = self._model_input(self.augment(images))
         self._eval_batch_index += 1
 
+    def train(self, experiences, eval_streams=None, **kwargs):
+        """Avalanche's train; under torchrun every loss of it sees the global batch."""
+        with distributed.global_batches():
+            return super().train(experiences, eval_streams=eval_streams, **kwargs)
+
     def eval(self, experiences, **kwargs):
         """Avalanche's eval, run on a forked random state so training's stream is untouched."""
         devices = [self.device] if self.device.type == "cuda" else []
@@ -277,6 +384,8 @@ class SSLTemplate(SupervisedTemplate):
 
     def _before_training_iteration(self, **kwargs) -> None:
         self.loss_terms = {}
+        repeat = getattr(self.dataloader, "repeat", 0)
+        self.fresh_batch = self.clock.train_exp_epochs == 0 and repeat == 0
         super()._before_training_iteration(**kwargs)
 
     def optimizer_step(self) -> None:
@@ -288,6 +397,9 @@ class SSLTemplate(SupervisedTemplate):
 
     def forward(self) -> Any:
         with self.autocast():
+            if self.is_training and self.ddp is not None:
+                # The global batch's outputs, differentiable: every loss sees all ranks' rows.
+                return distributed.gather_output(self.ddp(self.mb_x))
             return super().forward()
 
     def criterion(self) -> Tensor:
@@ -296,7 +408,7 @@ class SSLTemplate(SupervisedTemplate):
             loss = self._criterion(self.mb_output, self.mb_x)
         if self.is_training:
             self.loss_terms["ssl"] = loss.detach()
-            self.images_trained += self.mb_x.shape[0]
+            self.images_trained += self.mb_output.features.shape[0]  # the global batch
             self.steps_trained += 1
         return loss
 

@@ -8,6 +8,13 @@ the template augments them like the current batch, fresh views every time they a
   seen so far (random images of each).
 - ``reservoir``: reservoir sampling over every image seen, regardless of experience.
 
+``buffer`` replaces those end-of-experience policies with an online buffer fed with every
+incoming batch as it arrives (:mod:`cl_ssl.streaming_replay`, :mod:`cl_ssl.buffers`):
+``minred`` (keeps the least redundant frames, Purushwalkam et al., ECCV 2022), ``reservoir``,
+``fifo`` or ``balanced`` (equal share per experience); replay then starts within the first
+experience, as soon as the buffer holds a step's share. The choice for ordered video
+frames and ``--online`` training.
+
 How buffered images join a step (``mode``), from the second experience on:
 
 - ``equal`` (default): equal compute with every other strategy. The template's loader is
@@ -19,6 +26,9 @@ How buffered images join a step (``mode``), from the second experience on:
   naive's number of steps. The trade-off: each step sees only B - m new images, so an epoch
   touches half of the new data (a different half each epoch, the loader reshuffles) at
   naive's cost; NT-Xent, which depends on the batch size, sees naive's batch size.
+  Under torchrun B and ``m`` are the global batch's: every rank draws the global step's
+  buffered rows with the same generator and keeps its share, so no image is replayed
+  twice in a step.
 - ``double``: Avalanche's ``ReplayDataLoader``: each step is B new images plus
   ``batch-size-mem`` buffered ones (default B), so steps are twice naive's size and cost.
 
@@ -38,8 +48,10 @@ from avalanche.training.storage_policy import ExperienceBalancedBuffer, Reservoi
 from torch import Tensor
 from torch.utils.data import default_collate
 
+from cl_ssl import distributed
 from cl_ssl.data.images import ImageTensorDataset
 from cl_ssl.registry import register_strategy
+from cl_ssl.streaming_replay import StreamingReplay
 from cl_ssl.template import experience_seed
 
 
@@ -54,12 +66,15 @@ class ReplayOptions:
             added to it).
         batch_size_mem: Buffered images per full step; None means half the training batch
             size in ``equal`` mode (must stay below it) and the whole of it in ``double``.
+        buffer: An online buffer fed with every incoming batch (``minred``, ``reservoir``,
+            ``fifo``, ``balanced``) instead of ``policy``; None keeps ``policy``.
     """
 
     mem_size: int = 200
     policy: Literal["experience-balanced", "reservoir"] = "experience-balanced"
     mode: Literal["equal", "double"] = "equal"
     batch_size_mem: int | None = None
+    buffer: Literal["minred", "reservoir", "fifo", "balanced"] | None = None
 
 
 def materialise(buffer, device: torch.device | str) -> list[Tensor]:
@@ -84,6 +99,21 @@ class ReplayPlugin(AvalancheReplayPlugin):
             raise ValueError(
                 f"replay.batch-size-mem must be at least 1 or none, got {options.batch_size_mem}"
             )
+        if options.mode == "double" and distributed.launched():
+            raise ValueError(
+                "replay.mode=double uses Avalanche's ReplayDataLoader, which cl-ssl does not "
+                "shard under torchrun: use replay.mode=equal (the default)"
+            )
+        if options.buffer is not None and options.mode == "double":
+            raise ValueError(
+                f"replay.buffer={options.buffer} mixes buffered frames into each step: use "
+                "replay.mode=equal (the default) with it"
+            )
+        self.streaming = (
+            StreamingReplay(options.buffer, options.mem_size, options.batch_size_mem)
+            if options.buffer is not None
+            else None
+        )
         if options.policy == "reservoir":
             policy = ReservoirSamplingBuffer(options.mem_size)
         else:
@@ -97,6 +127,8 @@ class ReplayPlugin(AvalancheReplayPlugin):
 
     def state_dict(self) -> dict:
         """The buffer's images, labels and reservoir weights, per group (experience)."""
+        if self.streaming is not None:
+            return {"streaming": self.streaming.state_dict()}
         policy = self.storage_policy
         if isinstance(policy, ExperienceBalancedBuffer):
             groups = {int(k): _reservoir_state(g) for k, g in policy.buffer_groups.items()}
@@ -104,6 +136,14 @@ class ReplayPlugin(AvalancheReplayPlugin):
         return {"reservoir": _reservoir_state(policy)}
 
     def load_state_dict(self, state) -> None:
+        if ("streaming" in state) != (self.streaming is not None):
+            raise ValueError(
+                "the checkpoint's replay buffer is of another kind than this run's "
+                "(replay.buffer): resume with the checkpoint's options"
+            )
+        if self.streaming is not None:
+            self.streaming.load_state_dict(state["streaming"])
+            return
         policy = self.storage_policy
         if ("groups" in state) != isinstance(policy, ExperienceBalancedBuffer):
             raise ValueError(
@@ -118,12 +158,20 @@ class ReplayPlugin(AvalancheReplayPlugin):
             policy.buffer, policy._buffer_weights = loaded.buffer, loaded._buffer_weights
 
     def before_training_exp(self, strategy, *args, **kwargs) -> None:
+        if self.options.mode == "double" and getattr(strategy, "online", False):
+            raise ValueError(
+                "replay.mode=double brings its own loader, which --online would not order: "
+                "use replay.mode=equal"
+            )
+        if self.streaming is not None:
+            self.streaming.start_experience(strategy)
+            return
         if self.options.mode == "double":
             super().before_training_exp(strategy, *args, **kwargs)  # Avalanche's loader
             return
         if len(self.storage_policy.buffer) == 0:
             return  # first experience: nothing to replay, it runs like naive
-        batch = strategy.train_mb_size
+        batch = strategy.train_mb_size * distributed.world_size()  # the global batch
         self.replayed = self.options.batch_size_mem or batch // 2
         if not 0 < self.replayed < batch:
             raise ValueError(
@@ -138,11 +186,15 @@ class ReplayPlugin(AvalancheReplayPlugin):
         )
 
     def before_forward(self, strategy, *args, **kwargs) -> None:
+        if self.streaming is not None:
+            self.streaming.before_forward(strategy)
+            return
         if self.memory is None:
             return
         batch = strategy.mbatch
         size = batch[0].shape[0]
-        count = size * self.replayed // strategy.train_mb_size
+        ranks = distributed.world_size()
+        count = size * self.replayed // (strategy.train_mb_size * ranks)
         if count == 0:
             return
         if len(batch) != len(self.memory):
@@ -150,17 +202,25 @@ class ReplayPlugin(AvalancheReplayPlugin):
                 f"buffer items have {len(self.memory)} fields but batches {len(batch)}: "
                 "replay needs the stream's (image, label, task) items"
             )
-        available = self.memory[0].shape[0]
-        if available >= count:
-            index = torch.randperm(available, generator=self.generator)[:count]
+        available, drawn = self.memory[0].shape[0], count * ranks
+        # The global step's draw (the same generator on every rank), this rank's share of it.
+        if available >= drawn:
+            index = torch.randperm(available, generator=self.generator)[:drawn]
         else:
-            index = torch.randint(available, (count,), generator=self.generator)
+            index = torch.randint(available, (drawn,), generator=self.generator)
+        index = index[distributed.rank() * count : (distributed.rank() + 1) * count]
         # Non-blocking: a blocking copy to a GPU would wait for every queued step first.
         index = index.to(batch[0].device, non_blocking=True)
         for j, field in enumerate(self.memory):
             batch[j] = torch.cat([batch[j][: size - count], field[index].to(batch[j].dtype)])
 
+    def after_training_iteration(self, strategy, *args, **kwargs) -> None:
+        if self.streaming is not None:
+            self.streaming.after_training_iteration(strategy)
+
     def after_training_exp(self, strategy, **kwargs) -> None:
+        if self.streaming is not None:
+            return  # the online buffer took every frame as it arrived
         self.memory = None
         # Avalanche 0.6.0's ReplayPlugin calls the storage policy's deprecated update(),
         # which forces its DeprecationWarning on; post_adapt is the same update, current API.

@@ -26,12 +26,13 @@ def test_run_directory_holds_events_tidy_csv_and_summary(tiny_bench):
     assert sorted(tidy["train_exp"].unique()) == [-1, 0, 1, 2, 3, 4]
     scores = {"knn20", "knn200", "linear", "nmi", "ari"}
     protocols = {f"{p}_{s}" for p in ("all", "exp") for s in scores}
-    assert set(tidy["metric"]) == {"ssl_loss"} | protocols
+    health = {"all_stdratio", "all_effrank", "all_uniformity"}  # of the test features
+    assert set(tidy["metric"]) == {"ssl_loss"} | protocols | health
     per_split = tidy[tidy["eval_exp"] >= 0]
     assert (per_split.groupby("metric").size() == 6 * 5).all()
     # The all-classes protocol adds one row per pass on the union of the test splits.
     union = tidy[tidy["eval_exp"] == -1]
-    assert set(union["metric"]) == {f"all_{s}" for s in scores}
+    assert set(union["metric"]) == {f"all_{s}" for s in scores} | health
     assert (union.groupby("metric").size() == 6).all()
     text = (config.out / "test" / "summary.md").read_text()
     assert "all-classes protocol" in text and "\n| strategy" in text

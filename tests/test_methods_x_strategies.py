@@ -14,12 +14,19 @@ from cl_ssl.registry import methods, strategies
 
 def narrow(method: str) -> dict[str, dict[str, str]]:
     """Every width option of the method at 32: the paper sizes (2048-4096) cost minutes here."""
-    names = [f.name for f in fields(methods.get(method).Options) if f.name.endswith("_dim")]
-    return {method: {name.replace("_", "-"): "32" for name in names}}
+    options = {}
+    for part in method.split("+"):  # a mixture: each method's own options
+        names = [f.name for f in fields(methods.get(part).Options) if f.name.endswith("_dim")]
+        options[part] = {name.replace("_", "-"): "32" for name in names}
+    return options
+
+
+# A mixture of objectives (one head each, concatenated) goes through every strategy too.
+METHODS = [*methods.names(), "simclr+barlow-twins"]
 
 
 @pytest.mark.parametrize(
-    ("method", "strategy"), list(itertools.product(methods.names(), strategies.names()))
+    ("method", "strategy"), list(itertools.product(METHODS, strategies.names()))
 )
 def test_strategy_trains_with_method(method, strategy, tiny_bench):
     config = tiny_bench(strategy, method=method, method_options=narrow(method))

@@ -41,12 +41,22 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-@pytest.mark.parametrize("name", strategies.names())
-def test_a_resumed_run_equals_the_uninterrupted_one(name, tiny_bench, tmp_path):
+# Every strategy with its defaults, and replay with each online buffer (cl_ssl.buffers).
+RESUMED = [(name, {}) for name in strategies.names()] + [
+    ("replay", {"buffer": kind, "mem-size": "30"})
+    for kind in ("minred", "reservoir", "fifo", "balanced")
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options"), RESUMED, ids=[f"{n}-{o.get('buffer', 'default')}" for n, o in RESUMED]
+)
+def test_a_resumed_run_equals_the_uninterrupted_one(name, options, tiny_bench, tmp_path):
     """Stop after experience 1 (files of later ones gone), resume: every metric is equal."""
     config = replace(
         tiny_bench(name, epochs=2),
         stream_options=replace(tiny_bench().stream_options, max_images=60),
+        strategy_options={name: options} if options else {},
     )
     full = run_bench(config)
     assert full.ok, full.failures

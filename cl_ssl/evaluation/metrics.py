@@ -13,7 +13,9 @@ experience i under two protocols, each named in every tag, CSV row and table:
   test split. R[i][j] is the accuracy on experience j's test split and the headline is the
   accuracy on the *union* of all test splits (``All_*_Stream`` tags, tidy rows with
   ``eval_exp = UNION``). k-means runs once on the union of the test splits, with one
-  cluster per class; R[i][j] is its NMI/ARI restricted to experience j.
+  cluster per class; R[i][j] is its NMI/ARI restricted to experience j. The embedding
+  health of the test features (``All_StdRatio``, ``All_EffRank``, ``All_Uniformity``:
+  collapse shows as a std ratio far below 1 and a low effective rank) comes with them.
 - **per-experience** (``Exp_*``, tidy ``exp_knn20``, ``exp_linear``, ...): bank, probe and
   k-means use experience j's own images and classes only. Kept for comparison; with two
   classes per experience it sits near its ceiling for every strategy and cannot rank them.
@@ -53,6 +55,7 @@ from cl_ssl.config import EvalConfig
 from cl_ssl.evaluation import continual
 from cl_ssl.evaluation.clustering import clustering_scores, kmeans_clusters
 from cl_ssl.evaluation.features import FeatureSet, extract_features
+from cl_ssl.evaluation.health import embedding_health
 from cl_ssl.evaluation.knn import knn_predict
 from cl_ssl.evaluation.linear_probe import fit_linear_probe
 from cl_ssl.streams import ExperienceData, cap_images
@@ -124,6 +127,36 @@ def representation_scores(
                 found = clustering_scores(clusters[part], truth[part].numpy())
                 row["NMI"], row["ARI"] = found["nmi"], found["ari"]
     return scores
+
+
+HEALTH_ROWS = 2048  # uniformity's pairwise distances grow as N^2: a seeded subset
+
+
+def feature_health(tests: Sequence[FeatureSet], seed: int) -> list[dict[str, float]]:
+    """Embedding health of each test split's features and of their union (last).
+
+    ``StdRatio`` (per-dimension std of normalised features x sqrt(D); collapse far below 1),
+    ``EffRank`` (RankMe) and ``Uniformity`` (Wang & Isola), on at most
+    :data:`HEALTH_ROWS` rows of each (seeded), from :mod:`cl_ssl.evaluation.health`.
+    """
+    generator = torch.Generator().manual_seed(seed)
+    union = torch.cat([t.features for t in tests])
+    rows = []
+    for features in [*(t.features for t in tests), union]:
+        if len(features) < 2:
+            rows.append({})
+            continue
+        if len(features) > HEALTH_ROWS:
+            features = features[torch.randperm(len(features), generator=generator)[:HEALTH_ROWS]]
+        found = embedding_health(features)
+        rows.append(
+            {
+                "StdRatio": found.std_ratio,
+                "EffRank": found.effective_rank,
+                "Uniformity": found.uniformity,
+            }
+        )
+    return rows
 
 
 class RepresentationMetrics(PluginMetric[dict]):
@@ -200,7 +233,10 @@ class RepresentationMetrics(PluginMetric[dict]):
         train = FeatureSet(
             torch.cat([f[0].features for f in features]), torch.cat([f[0].labels for f in features])
         )
-        scores = representation_scores(train, [f[1] for f in features], self.config)
+        tests = [f[1] for f in features]
+        scores = representation_scores(train, tests, self.config)
+        for row, health in zip(scores, feature_health(tests, self.config.seed), strict=True):
+            row.update(health)
         self.seconds += time.perf_counter() - start
         x = strategy.clock.train_exp_counter
         values = []

@@ -83,7 +83,7 @@ def make_settings(
     overrides: dict[str, tuple[float, float]] | None = None,
 ) -> EvolveSettings:
     """Settings for ``bench`` with the weight space its strategies declare (+ overrides)."""
-    space = weight_space(bench.strategies, overrides)
+    space = weight_space(bench.strategies, overrides, bench.train.method)
     return EvolveSettings(bench, tuple(bench_args), search, dict(space.ranges), fitness)
 
 
@@ -146,11 +146,17 @@ class BenchFitness:
         """The bench of one individual: the searched weights over the user's options."""
         bench = self.settings.bench
         options = {name: dict(values) for name, values in bench.strategy_options.items()}
+        from cl_ssl.methods import mixture_names
+
+        mixing = {name: dict(values) for name, values in bench.train.method_options.items()}
+        methods = set(mixture_names(bench.train.method))
         for name, value in weights.items():
-            plugin, _, key = name.rpartition(".")
-            options.setdefault(plugin, {})[key] = repr(float(value))
+            owner, _, key = name.rpartition(".")
+            into = mixing if owner in methods else options
+            into.setdefault(owner, {})[key] = repr(float(value))
         return replace(
             bench,
+            train=replace(bench.train, method_options=mixing),
             strategy_options=options,
             evaluation=fitness_evaluation(bench, self.settings.fitness),
             progress=False,
@@ -169,7 +175,13 @@ def winner_command(settings: EvolveSettings, weights: dict[str, float]) -> str:
             skip = "=" not in arg and flag not in ("--overwrite",)
             continue
         args.append(arg)
-    opts = [f"--opt={name}={value!r}" for name, value in weights.items()]
+    from cl_ssl.methods import mixture_names
+
+    methods = set(mixture_names(settings.bench.train.method))
+    opts = [
+        f"--{'method-opt' if name.rpartition('.')[0] in methods else 'opt'}={name}={value!r}"
+        for name, value in weights.items()
+    ]
     return shlex.join(["clssl", "bench", *args, *opts])
 
 
@@ -274,22 +286,30 @@ class ProcessPool:
 
     Workers are spawned (no forked torch state), each keeps its own :class:`BenchFitness`
     (so its stream is built once) and gets ``cores // jobs`` torch threads, so J workers
-    never oversubscribe the cores. On a GPU machine every worker uses the device the bench
-    names; give each its own with several machines or ``CUDA_VISIBLE_DEVICES`` per evolve.
+    never oversubscribe the cores. On a machine with GPUs (``--device auto`` or ``cuda``)
+    worker j sees only GPU ``j mod G`` of the G visible ones (:func:`worker_devices`), so
+    ``--jobs 8`` on 8 GPUs trains one individual per GPU.
     """
 
-    def __init__(self, settings: EvolveSettings, directory: Path) -> None:
+    def __init__(
+        self, settings: EvolveSettings, directory: Path, devices: list[str | None] | None = None
+    ) -> None:
         import multiprocessing
         import os
         from concurrent.futures import ProcessPoolExecutor
 
         jobs = settings.search.jobs
         threads = max(1, (os.cpu_count() or 1) // jobs)
+        context = multiprocessing.get_context("spawn")
+        # Each worker takes one slot as it starts: workers live as long as the pool.
+        self.slots = context.Queue()
+        for device in devices if devices is not None else worker_devices(jobs, settings):
+            self.slots.put(device)
         self.executor = ProcessPoolExecutor(
             jobs,
-            mp_context=multiprocessing.get_context("spawn"),
+            mp_context=context,
             initializer=_start_worker,
-            initargs=(settings, directory, threads),
+            initargs=(settings, directory, threads, self.slots),
         )
 
     def __call__(self, batch: list[tuple[dict[str, float], int]]) -> list[float | BaseException]:
@@ -310,10 +330,34 @@ class ProcessPool:
         self.executor.shutdown(wait=True, cancel_futures=True)
 
 
+def worker_devices(jobs: int, settings: EvolveSettings) -> list[str | None]:
+    """The GPU each of ``jobs`` workers sees (round robin over the visible ones), or None.
+
+    None (keep the parent's view) on CPU runs (``--device cpu``) and machines without GPUs.
+    """
+    import os
+
+    if settings.bench.train.device == "cpu":
+        return [None] * jobs
+    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if visible is not None:
+        gpus = [v.strip() for v in visible.split(",") if v.strip()]
+    else:
+        import torch
+
+        gpus = [str(i) for i in range(torch.cuda.device_count())]
+    return [gpus[j % len(gpus)] if gpus else None for j in range(jobs)]
+
+
 _WORKER: BenchFitness | None = None
 
 
-def _start_worker(settings: EvolveSettings, directory: Path, threads: int) -> None:
+def _start_worker(settings: EvolveSettings, directory: Path, threads: int, slots) -> None:
+    import os
+
+    device = slots.get()
+    if device is not None:  # before CUDA starts in this process: cuda:0 is that GPU
+        os.environ["CUDA_VISIBLE_DEVICES"] = device
     import torch
 
     global _WORKER

@@ -8,14 +8,18 @@ A strategy plugin declares the weights of its loss terms as a class attribute ke
         loss_weights = {"lambda": (0.0, 2.0)}
 
 The search space of ``--strategy lwf-ssl+pnr`` is then every declared weight of every plugin
-of the run, named ``STRATEGY.KEY`` (``lwf-ssl.lambda``, ``pnr.weight``, ...), and
-``--weight NAME=LOW:HIGH`` overrides a range or adds an option a plugin does not declare.
+of the run, named ``STRATEGY.KEY`` (``lwf-ssl.lambda``, ``pnr.weight``, ...). A mixture of
+SSL objectives (``--method simclr+barlow-twins``) adds each method's mixing weight,
+``METHOD.weight`` in [0, 1] (set with ``--method-opt``), and ``--weight NAME=LOW:HIGH``
+overrides a range or adds an option a plugin does not declare.
 
 Example:
     >>> weight_space("lwf-ssl+replay").ranges
     {'lwf-ssl.lambda': (0.0, 2.0)}
     >>> weight_space("lwf-ssl", {"lwf-ssl.lambda": (0.0, 1.0)}).ranges
     {'lwf-ssl.lambda': (0.0, 1.0)}
+    >>> weight_space("lwf-ssl", method="simclr+vicreg").ranges
+    {'lwf-ssl.lambda': (0.0, 2.0), 'simclr.weight': (0.0, 1.0), 'vicreg.weight': (0.0, 1.0)}
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from cl_ssl.evolve.search import WeightSpace
 
 
 def weight_space(
-    spec: str, overrides: Mapping[str, tuple[float, float]] | None = None
+    spec: str,
+    overrides: Mapping[str, tuple[float, float]] | None = None,
+    method: str = "simclr",
 ) -> WeightSpace:
-    """The weights of the one run ``spec`` (``a+b``), ranges as declared or overridden."""
+    """The weights of the one run ``spec`` (``a+b``) with ``method``, as declared or overridden."""
+    from cl_ssl.methods import mixture_names
+    from cl_ssl.methods.mixture import MIX_WEIGHT_KEY, MIX_WEIGHT_RANGE
     from cl_ssl.registry import strategies
     from cl_ssl.strategy import parse_spec
 
@@ -43,19 +51,24 @@ def weight_space(
     for name in run:
         for key, bounds in getattr(strategies.get(name), "loss_weights", {}).items():
             ranges[f"{name}.{key}"] = (float(bounds[0]), float(bounds[1]))
+    mixed = mixture_names(method)
+    if len(mixed) > 1:
+        for name in mixed:
+            ranges[f"{name}.{MIX_WEIGHT_KEY}"] = MIX_WEIGHT_RANGE
+    owners = (*run, *mixed) if len(mixed) > 1 else tuple(run)
     for name, bounds in (overrides or {}).items():
-        plugin = name.rpartition(".")[0]
-        if plugin not in run:
+        owner = name.rpartition(".")[0]
+        if owner not in owners:
             raise ValueError(
-                f"--weight {name}: {plugin!r} is not in --strategy {spec}: name a weight as "
-                f"STRATEGY.KEY of one of {', '.join(run)}"
+                f"--weight {name}: {owner!r} is not in --strategy {spec} (or a mixed --method): "
+                f"name a weight as STRATEGY.KEY or METHOD.weight of one of {', '.join(owners)}"
             )
         ranges[name] = bounds
     if not ranges:
         raise ValueError(
             f"--strategy {spec} has no loss weight to search: add a distillation or "
-            "regularisation strategy (lwf-ssl, ewc, cassle, pfr, pnr) or name one with "
-            "--weight STRATEGY.KEY=LOW:HIGH"
+            "regularisation strategy (lwf-ssl, ewc, cassle, pfr, pnr), mix SSL objectives "
+            "(--method simclr+barlow-twins) or name one with --weight STRATEGY.KEY=LOW:HIGH"
         )
     return WeightSpace(ranges)
 

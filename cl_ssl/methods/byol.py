@@ -56,6 +56,7 @@ from lightly.utils.scheduler import cosine_schedule
 from torch import Tensor, nn
 from torch.nn.modules.batchnorm import _BatchNorm
 
+from cl_ssl import distributed
 from cl_ssl.augment import AugmentConfig
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.methods.simsiam import (
@@ -174,7 +175,9 @@ class BYOL(SSLMethod):
                 "BYOL needs the predictor's outputs: build the model with method.make_predictor()"
             )
         check_pairs("BYOL", output.predictions, "predictions")
-        return symmetric_negative_cosine(output.predictions, self.target_projections(views))
+        # Under torchrun the predictions are the global batch's; views are this rank's.
+        targets = distributed.gather(self.target_projections(views))
+        return symmetric_negative_cosine(output.predictions, targets)
 
     def distillation_loss(self, predicted: Tensor, teacher: Tensor) -> Tensor:
         return negative_cosine_distillation(predicted, teacher)

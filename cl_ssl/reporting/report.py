@@ -34,6 +34,7 @@ TIMING_COLUMNS = [
     "images_per_s",
     "ms_per_step",
     "images_per_step",
+    "data_wait_pct",
 ]
 
 UNKNOWN = "unknown"
@@ -115,6 +116,7 @@ def load_runs(directories: Sequence[Path]) -> Runs:
                     "images_per_s": payload["images_per_second"],
                     "ms_per_step": payload.get("ms_per_step", np.nan),
                     "images_per_step": payload.get("images_per_step", np.nan),
+                    "data_wait_pct": payload.get("data_wait_pct", np.nan),
                 }
             )
     return Runs(

@@ -10,7 +10,10 @@ papers report), with the figures that say *why* a strategy ranks where it does n
 - ``forgetting`` (Chaudhry et al., 2018), ``BWT`` and ``FWT`` (Lopez-Paz & Ranzato, 2017);
 - the per-experience probe, k-means NMI, and the SSL-loss figures after them, because a
   low SSL-loss forgetting alone rewards a model that stopped learning;
-- cost: images per step (replay's compute shows here), train seconds, ms per step.
+- embedding health of the final features (effective rank, std ratio: a collapsing
+  representation shows here before it shows in accuracy);
+- cost: images per step (replay's compute shows here), train seconds, ms per step and the
+  share of training time spent waiting for data.
 
 With several seeds a cell reads ``mean ± std`` and the ranking key gets a 95% Student-t
 interval; :func:`summary_stats` gives mean, std and the interval of every cell as numbers.
@@ -61,6 +64,9 @@ def columns(measured: set[str]) -> list[tuple[str, str, str]]:
         cols.append(("final NMI (all-classes)", "all_nmi", "final_union"))
     if "exp_linear" in measured and primary != "exp_linear":
         cols.append(("final acc (per-exp linear)", "exp_linear", "final"))
+    if "all_effrank" in measured:  # embedding health of the final features
+        cols.append(("final eff. rank", "all_effrank", "final_union"))
+        cols.append(("final std ratio", "all_stdratio", "final_union"))
     if "ssl_loss" in measured:
         cols.append(("final SSL loss", "ssl_loss", "final"))
         cols.append(("SSL-loss forgetting %", "ssl_loss", "forgetting_pct"))
@@ -71,6 +77,7 @@ TIMING = (
     ("images/step", "images_per_step", 0),
     ("train s", "train_s", 1),
     ("ms/step", "ms_per_step", 1),
+    ("data wait %", "data_wait_pct", 1),
 )
 
 

@@ -1,11 +1,13 @@
 """clssl evolve end to end: weight spaces of the registry, validation-only fitness, resume."""
 
 import json
+import os
 import shlex
-from dataclasses import fields
+from dataclasses import fields, replace
 
 import pandas as pd
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from cl_ssl.cli import app
@@ -46,6 +48,16 @@ def test_weight_space_of_a_composition_and_its_errors():
         weight_space("lwf-ssl,ewc")
     with pytest.raises(ValueError, match="not in --strategy"):
         weight_space("lwf-ssl", {"ewc.lambda": (0.0, 1.0)})
+    # Mixed SSL objectives add one mixing weight per method; the strategy may have none.
+    assert weight_space("naive", method="simclr+barlow-twins").ranges == {
+        "simclr.weight": (0.0, 1.0),
+        "barlow-twins.weight": (0.0, 1.0),
+    }
+    assert weight_space("naive", {"vicreg.weight": (0.0, 2.0)}, "simclr+vicreg").ranges[
+        "vicreg.weight"
+    ] == (0.0, 2.0)
+    with pytest.raises(ValueError, match="not in --strategy"):
+        weight_space("naive", {"vicreg.weight": (0.0, 2.0)}, "simclr+barlow-twins")
     assert parse_weight_flags(["lwf-ssl.lambda=0:3"]) == {"lwf-ssl.lambda": (0.0, 3.0)}
     with pytest.raises(ValueError, match="STRATEGY.KEY=LOW:HIGH"):
         parse_weight_flags(["lwf-ssl.lambda=3"])
@@ -78,6 +90,32 @@ def test_evolve_writes_every_output_and_the_winners_command(tmp_path):
         text = next(folder.rglob("config.json")).read_text()
         assert '"val_fraction": 0.2' in text
         assert repr(float(row["lwf-ssl.lambda"])) in text
+
+
+def test_mixing_weights_of_ssl_objectives_are_searched_as_method_options(tmp_path):
+    result = CliRunner().invoke(
+        app,
+        ["evolve", "--rounds", "1", "--population", "2", "--tournament", "2",
+         "--strategy", "naive", "--method", "simclr+vicreg", "--method-opt",
+         "vicreg.hidden-dim=32", "--method-opt", "vicreg.output-dim=16", *TINY,
+         "--out", str(tmp_path), "--run", "mix"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    directory = tmp_path / "mix"
+    history = pd.read_csv(directory / "history.csv")
+    for _, row in history.iterrows():
+        folder = directory / "individuals" / f"{int(row['id']):03d}"
+        options = json.loads(next(folder.rglob("config.json")).read_text())["train"][
+            "method_options"
+        ]
+        assert options["simclr"] == {"weight": repr(float(row["simclr.weight"]))}
+        assert options["vicreg"]["weight"] == repr(float(row["vicreg.weight"]))
+        assert options["vicreg"]["hidden-dim"] == "32"  # the user's own options are kept
+    best = json.loads((directory / "best.json").read_text())
+    command = shlex.split(best["command"])
+    weight = best["best"]["weights"]["vicreg.weight"]
+    assert f"--method-opt=vicreg.weight={weight!r}" in command
+    assert "--method-opt" in command and not any(a.startswith("--opt=") for a in command)
 
 
 def test_fitness_is_never_measured_on_test_splits(tmp_path):
@@ -161,3 +199,31 @@ def test_parallel_individuals_score_as_they_would_in_process(tmp_path):
     again = BenchFitness(settings, tmp_path / "again")
     first = history.iloc[0]
     assert again({"lwf-ssl.lambda": float(first["lwf-ssl.lambda"])}, 0) == first["fitness"]
+
+
+def test_each_worker_sees_its_own_gpu(tmp_path, monkeypatch):
+    import queue
+
+    from cl_ssl.config import BenchConfig, StreamOptions
+    from cl_ssl.evolve import run as evolve_run
+    from cl_ssl.evolve.search import EvolveConfig
+
+    bench = BenchConfig("digits-periods", "lwf-ssl", stream_options=StreamOptions(val_fraction=0.2))
+    settings = evolve_run.make_settings(bench, [], EvolveConfig(jobs=2))
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    assert evolve_run.worker_devices(5, settings) == ["3", "5", "3", "5", "3"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # GPUs hidden: workers keep the CPU
+    assert evolve_run.worker_devices(2, settings) == [None, None]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    on_cpu = replace(bench, train=replace(bench.train, device="cpu"))
+    assert evolve_run.worker_devices(2, replace(settings, bench=on_cpu)) == [None, None]
+    # A starting worker takes the next slot and sees that GPU only, as cuda:0.
+    slots = queue.Queue()
+    for device in ("5", None):
+        slots.put(device)
+    threads = torch.get_num_threads()
+    evolve_run._start_worker(settings, tmp_path, threads, slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    evolve_run._start_worker(settings, tmp_path, threads, slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3,5"  # None: the parent's view, unchanged

@@ -18,14 +18,19 @@ from cl_ssl.registry import backbones, methods
 from cl_ssl.template import SSLTemplate
 
 METHODS = methods.names()
+# Mixtures (cl_ssl.methods.mixture) take every check that builds a model.
+MIXED = [*METHODS, "simclr+barlow-twins", "vicreg+simsiam"]
 
 # Narrow heads keep the CPU tests fast; the options are the methods' own.
 SMALL_HEADS = {"hidden_dim": "64", "output_dim": "32", "pred_hidden_dim": "32"}
 
 
 def small_options(name: str) -> dict[str, dict[str, str]]:
-    fields = {f.name for f in dataclasses.fields(methods.get(name).Options)}
-    return {name: {k: v for k, v in SMALL_HEADS.items() if k in fields}}
+    options = {}
+    for part in name.split("+"):
+        fields = {f.name for f in dataclasses.fields(methods.get(part).Options)}
+        options[part] = {k: v for k, v in SMALL_HEADS.items() if k in fields}
+    return options
 
 
 def make_template(stream, name: str, epochs: int = 1) -> SSLTemplate:
@@ -65,7 +70,7 @@ def methods_model(method, backbone):
     return SSLModel(backbone, method.make_head(backbone.feature_dim), method.make_predictor())
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", MIXED)
 def test_loss_decreases_through_the_template(tiny_stream, name):
     """Eight epochs on one experience: the evaluation loss (fixed views) goes down."""
     strategy = make_template(tiny_stream, name, epochs=8)
@@ -77,7 +82,7 @@ def test_loss_decreases_through_the_template(tiny_stream, name):
     assert after < before - 0.05 * max(abs(before), 1.0), (before, after)
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", MIXED)
 def test_runs_end_to_end_through_the_bench(tiny_bench, name):
     config = tiny_bench("naive", method=name, method_options=small_options(name))
     # The SSL loss and a kNN score are enough here; the probe and k-means are method-blind.
@@ -104,7 +109,7 @@ def test_builds_with_one_option_override(name):
         build_method(name, {name: {"no-such-option": "1"}})
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", MIXED)
 def test_state_round_trips_through_a_fresh_method(name):
     model, method = small_model(name)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
@@ -124,11 +129,12 @@ def test_state_round_trips_through_a_fresh_method(name):
     assert torch.equal(fresh(model(views), views), method(model(views), views))
 
 
-@pytest.mark.parametrize("name", METHODS)
+@pytest.mark.parametrize("name", MIXED)
 def test_distillation_loss_is_finite_and_never_reaches_the_teacher(name):
-    method = build_method(name, small_options(name))
-    predicted = torch.randn(8, 2, 16, requires_grad=True)
-    teacher = torch.randn(8, 2, 16, requires_grad=True)
+    model, method = small_model(name)
+    width = model(torch.randn(2, 2, 3, 8, 8)).projections.shape[-1]
+    predicted = torch.randn(8, 2, width, requires_grad=True)
+    teacher = torch.randn(8, 2, width, requires_grad=True)
     term = method.distillation_loss(predicted, teacher)
     term.backward()
     assert term.ndim == 0 and torch.isfinite(term)

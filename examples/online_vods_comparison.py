@@ -42,6 +42,7 @@ SETTINGS = {
 COLUMNS = ["final acc (all-classes linear)", "final acc (all-classes kNN-20)", "plasticity",
            "forgetting", "final NMI (all-classes)", "final eff. rank", "final std ratio",
            "ms/step"]  # fmt: skip
+DIGITS = {"final eff. rank": 1, "ms/step": 0}
 
 
 def bench(setting: str, flags: list[str]) -> Path:
@@ -58,12 +59,18 @@ def bench(setting: str, flags: list[str]) -> Path:
 def main() -> None:
     rows = []
     for setting, flags in SETTINGS.items():
-        summary = pd.read_csv(bench(setting, flags) / "summary.csv")
-        summary.insert(0, "setting", setting)
-        rows.append(summary)
-    table = pd.concat(rows)
+        stats = pd.read_csv(bench(setting, flags) / "summary_stats.csv")
+        for strategy, found in stats.groupby("strategy", sort=False):
+            cells = found.set_index("column")
+            row = {"setting": setting, "strategy": strategy, "seeds": int(cells["n"].max())}
+            for column in COLUMNS:
+                if column in cells.index:
+                    digits = DIGITS.get(column, 3)
+                    mean, std = cells.loc[column, "mean"], cells.loc[column, "std"]
+                    row[column] = f"{mean:.{digits}f} ± {std:.{digits}f}"
+            rows.append(row)
     print(f"digits-vods, seeds {SEEDS}, mean ± std over seeds (test splits)\n")
-    print(table[["setting", "strategy", "seeds", *COLUMNS]].to_markdown(index=False))
+    print(pd.DataFrame(rows).to_markdown(index=False))
 
 
 if __name__ == "__main__":

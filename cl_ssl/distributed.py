@@ -159,13 +159,6 @@ def gather_output(output: Any) -> Any:
     return type(output)(*(None if field is None else gather(field) for field in output))
 
 
-def local_rows(tensor: Tensor, size: int) -> Tensor:
-    """The ``size`` rows of this rank in a gathered ``tensor`` (undoes :func:`gather`)."""
-    if not gathering():
-        return tensor
-    return tensor[rank() * size : (rank() + 1) * size]
-
-
 def all_reduce_mean_(tensor: Tensor) -> Tensor:
     """Average ``tensor`` over ranks in place (e.g. gradients in the EWC importance pass)."""
     if active():
@@ -208,14 +201,3 @@ def sync_random_state() -> None:
         torch.cuda.set_rng_state(cuda_state)
     np.random.set_state(numpy_state)
     random.setstate(python_state)
-
-
-def agree(flag: bool) -> bool:
-    """True on every rank iff ``flag`` is True on every rank (one all-reduce)."""
-    if not active():
-        return flag
-    value = torch.tensor([0 if flag else 1], dtype=torch.int64)
-    if dist.get_backend() == "nccl":
-        value = value.cuda()
-    dist.all_reduce(value)
-    return int(value.item()) == 0

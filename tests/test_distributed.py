@@ -166,7 +166,6 @@ def test_single_process_helpers_are_identities():
         output = SSLOutput(x, x)
         assert distributed.gather_output(output) is output
     assert distributed.broadcast_object({"a": 1}) == {"a": 1}
-    assert distributed.agree(False) is False and distributed.agree(True) is True
     assert local_batch_size(32) == 32
 
 

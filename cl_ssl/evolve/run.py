@@ -171,7 +171,7 @@ def winner_command(settings: EvolveSettings, weights: dict[str, float]) -> str:
             skip = False
             continue
         flag = arg.split("=", 1)[0]
-        if flag in ("--val-fraction", "--run", "--overwrite", "--resume"):
+        if flag in ("--val-fraction", "--run", "--run-name", "--overwrite", "--resume"):
             skip = "=" not in arg and flag not in ("--overwrite",)
             continue
         args.append(arg)

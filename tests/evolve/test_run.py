@@ -98,7 +98,7 @@ def test_mixing_weights_of_ssl_objectives_are_searched_as_method_options(tmp_pat
         ["evolve", "--rounds", "1", "--population", "2", "--tournament", "2",
          "--strategy", "naive", "--method", "simclr+vicreg", "--method-opt",
          "vicreg.hidden-dim=32", "--method-opt", "vicreg.output-dim=16", *TINY,
-         "--out", str(tmp_path), "--run", "mix"],
+         "--out", str(tmp_path), "--run-name", "mix"],
     )  # fmt: skip
     assert result.exit_code == 0, result.output
     directory = tmp_path / "mix"
@@ -116,6 +116,7 @@ def test_mixing_weights_of_ssl_objectives_are_searched_as_method_options(tmp_pat
     weight = best["best"]["weights"]["vicreg.weight"]
     assert f"--method-opt=vicreg.weight={weight!r}" in command
     assert "--method-opt" in command and not any(a.startswith("--opt=") for a in command)
+    assert "--run-name" not in command  # the winner's bench writes a run of its own
 
 
 def test_fitness_is_never_measured_on_test_splits(tmp_path):

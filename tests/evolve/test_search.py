@@ -121,15 +121,18 @@ def test_each_child_mutates_exactly_its_named_weight():
     assert {c.mutated for c in history[6:]} == set(space.names)
 
 
-def test_population_size_is_constant_and_only_a_better_child_replaces_the_worst():
+def run_with_snapshots(config: EvolveConfig):
+    """The finished search and the population after every individual."""
     snapshots: list[list[Individual]] = []
     s = EvolutionarySearch(
-        SPACE,
-        EvolveConfig(population=5, tournament=2, rounds=40, seed=11),
-        toy,
-        on_individual=lambda ind: snapshots.append(list(s.population)),
+        SPACE, config, toy, on_individual=lambda ind: snapshots.append(list(s.population))
     )
     s.run()
+    return s, snapshots
+
+
+def test_population_size_is_constant_and_only_a_better_child_replaces_the_worst():
+    s, snapshots = run_with_snapshots(EvolveConfig(population=5, tournament=2, rounds=40, seed=11))
     replaced = 0
     for before, after, child in zip(snapshots[4:-1], snapshots[5:], s.history[5:], strict=True):
         assert len(after) == 5
@@ -145,14 +148,7 @@ def test_population_size_is_constant_and_only_a_better_child_replaces_the_worst(
 
 
 def test_a_full_tournament_always_picks_the_best_parent():
-    snapshots: list[list[Individual]] = []
-    s = EvolutionarySearch(
-        SPACE,
-        EvolveConfig(population=4, tournament=4, rounds=15, seed=0),
-        toy,
-        on_individual=lambda ind: snapshots.append(list(s.population)),
-    )
-    s.run()
+    s, snapshots = run_with_snapshots(EvolveConfig(population=4, tournament=4, rounds=15, seed=0))
     for before, child in zip(snapshots[3:], s.history[4:], strict=False):
         assert child.parent == max(before, key=lambda ind: (ind.fitness, -ind.id)).id
 

@@ -65,13 +65,9 @@ class StreamingReplay:
         if k == 0 and len(self.buffer) == 0:  # a new run: the buffer's own draws seeded too
             self.buffer = build_buffer(self.kind, self.capacity, experience_seed(seed, 0, "buffer"))
         self.generator.manual_seed(experience_seed(seed, k, "replay"))
-        batch = strategy.train_mb_size * distributed.world_size()
-        self.replayed = self.batch_size_mem or batch // 2
-        if not 0 < self.replayed < batch:
-            raise ValueError(
-                f"replay.batch-size-mem={self.replayed} must be between 1 and the batch size "
-                f"minus 1 ({batch - 1}) with replay.buffer={self.kind}"
-            )
+        self.replayed = replayed_rows(
+            strategy, self.batch_size_mem, f"with replay.buffer={self.kind}"
+        )
 
     def before_forward(self, strategy: Any) -> None:
         """Replace part of the step's new rows with buffered frames (once it holds enough)."""
@@ -124,6 +120,21 @@ class StreamingReplay:
                 f"replay.buffer is {self.kind!r}: resume with the checkpoint's options"
             )
         self.buffer.load_state_dict(state["buffer"])
+
+
+def replayed_rows(strategy: Any, batch_size_mem: int | None, fix: str) -> int:
+    """Buffered rows of a full global step: ``batch-size-mem``, or half the global batch.
+
+    ``fix`` ends the one-line error when the share leaves no new (or no buffered) row.
+    """
+    batch = strategy.train_mb_size * distributed.world_size()  # the global batch
+    replayed = batch_size_mem or batch // 2
+    if not 0 < replayed < batch:
+        raise ValueError(
+            f"replay.batch-size-mem={replayed} must be between 1 and the batch size minus 1 "
+            f"({batch - 1}) {fix}"
+        )
+    return replayed
 
 
 @torch.no_grad()

@@ -51,7 +51,7 @@ from torch.utils.data import default_collate
 from cl_ssl import distributed
 from cl_ssl.data.images import ImageTensorDataset
 from cl_ssl.registry import register_strategy
-from cl_ssl.streaming_replay import StreamingReplay
+from cl_ssl.streaming_replay import StreamingReplay, replayed_rows
 from cl_ssl.template import experience_seed
 
 
@@ -171,13 +171,11 @@ class ReplayPlugin(AvalancheReplayPlugin):
             return
         if len(self.storage_policy.buffer) == 0:
             return  # first experience: nothing to replay, it runs like naive
-        batch = strategy.train_mb_size * distributed.world_size()  # the global batch
-        self.replayed = self.options.batch_size_mem or batch // 2
-        if not 0 < self.replayed < batch:
-            raise ValueError(
-                f"replay.batch-size-mem={self.replayed} must be between 1 and the batch size "
-                f"minus 1 ({batch - 1}) in equal mode: lower it or use replay.mode=double"
-            )
+        self.replayed = replayed_rows(
+            strategy,
+            self.options.batch_size_mem,
+            "in equal mode: lower it or use replay.mode=double",
+        )
         # Once per experience, not per step: the buffer is small and steps are many.
         self.memory = materialise(self.storage_policy.buffer, strategy.device)
         k = strategy.experience.current_experience

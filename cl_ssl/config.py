@@ -70,10 +70,12 @@ class TrainConfig:
         eval_batch_size: Images per evaluation step; NT-Xent depends on it.
         lr: Base learning rate (every parameter group's, before the schedule).
         optimizer: ``adam`` (default: robust for short CPU runs), ``sgd`` or ``lars``
-            (Lightly's LARS, the SSL papers' choice for large batches).
+            (the SSL papers' choice for large batches, as solo-learn and CaSSLe run it:
+            trust coefficient 0.02, rate clipped at ``lr``, :mod:`cl_ssl.lars`).
         momentum: Momentum of ``sgd`` and ``lars``.
-        weight_decay: Weight decay; never applied to BatchNorm and bias parameters
-            (Lightly's ``get_weight_decay_parameters``), which LARS also leaves unadapted.
+        weight_decay: Weight decay; never applied to BatchNorm and bias parameters (Lightly's
+            ``get_weight_decay_parameters``; predictors that strategies add included), which
+            LARS also leaves unadapted. LARS adapts the other weights at 0 too (not SGD).
         schedule: ``constant`` or ``cosine`` (linear warmup, then cosine decay to 0),
             restarted every experience and stepped per iteration (``cl_ssl.schedule``).
         warmup_epochs: Warmup length of ``cosine``, in epochs of the experience.

@@ -15,11 +15,14 @@ The contract, which the rest of cl-ssl relies on:
   *with gradient* (Lightly's ``gather``) before the SSL method and the plugins read them,
   and teacher outputs are gathered too. Every rank then computes the same global loss L;
   the gather's backward sums the N identical gradients of a rank's rows and DDP averages
-  the parameter gradients, so each rank applies exactly dL/dtheta: a 2 x 128 step equals a
-  1 x 256 step (NT-Xent, Barlow Twins, the relational and contrastive distillation terms,
-  CaSSLe, PFR, PNR alike). Parameters outside the model (predictors of CaSSLe/PFR/PNR) see
-  the same global loss on every rank, so they stay equal without communication.
-  BatchNorm statistics stay per rank unless ``--sync-bn`` (torch's SyncBatchNorm, CUDA only).
+  the parameter gradients, so each rank applies exactly dL/dtheta (NT-Xent, Barlow Twins,
+  the relational and contrastive distillation terms, CaSSLe, PFR, PNR alike). Parameters
+  outside the model (predictors of CaSSLe/PFR/PNR) see the same global loss on every rank,
+  so they stay equal without communication.
+- BatchNorm layers normalise each rank's own B / N rows (and track running statistics of
+  them) unless ``--sync-bn`` (torch's SyncBatchNorm, CUDA only): a 2 x 128 step equals a
+  1 x 256 step only with ``--sync-bn``; by default it equals one process whose BatchNorms
+  normalise the two halves of the 256 images separately.
 - Random streams: views are drawn from a per-rank stream during training; when an
   experience ends every rank takes rank 0's random state (:func:`sync_random_state`), so
   buffer updates and anything else drawn between experiences agree on every rank.

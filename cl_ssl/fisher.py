@@ -12,32 +12,53 @@ from torch.utils.data import DataLoader, DistributedSampler
 from cl_ssl import distributed
 
 
-def ssl_fisher(strategy, dataset, batch_size: int) -> dict[str, ParamData]:
-    """Mean squared gradient of the SSL loss per parameter over ``dataset``.
+def ssl_fisher(strategy, dataset, micro_batch: int) -> dict[str, ParamData]:
+    """Mean squared gradient of the SSL loss per parameter over fixed-size micro-batches.
 
-    F_k = 1/M * sum_m (d L_ssl(batch_m) / d theta_k)^2, with every batch augmented by the
-    strategy's own two-view augmentation (no labels anywhere). The model is put in eval
-    mode, as Avalanche's EWC does, so BatchNorm statistics are not updated by this pass.
+    F_k = 1/M * sum_m (d L_ssl(micro-batch m) / d theta_k)^2, where ``dataset`` is cut in
+    order into M micro-batches of exactly ``micro_batch`` images (a remainder smaller than
+    one is left out; a dataset smaller than one micro-batch is one micro-batch of all its
+    images). Every micro-batch is augmented by the strategy's own two-view augmentation
+    (no labels anywhere). The squared gradient of a mean loss over b images shrinks about
+    as 1/b where gradient noise dominates, so the size is fixed (EWC's
+    ``fisher-batch``), never the training batch: the importances, and so the meaning of
+    EWC's lambda, do not change with ``--batch-size``. An SSL loss needs several images
+    per micro-batch (NT-Xent's negatives, Barlow Twins' and VICReg's batch statistics).
+    The model is put in eval mode, as Avalanche's EWC does, so BatchNorm statistics are not
+    updated by this pass.
 
-    Under torchrun ``batch_size`` is per rank: each rank takes its rows of every global
-    batch m, the loss is the global batch's (gathered outputs) and DDP averages the
-    gradients, so every rank squares the same d L_ssl(batch_m) / d theta and holds the
-    same importances, as a single process with the global batch would.
+    Under torchrun ``micro_batch`` is global and must split evenly over the N ranks: each
+    rank takes its ``micro_batch / N`` rows of every micro-batch (an unshuffled
+    :class:`DistributedSampler` that drops the tail, so micro-batch m holds the images a
+    single process would give it), the loss is the micro-batch's (gathered outputs) and DDP
+    averages the gradients, so every rank squares the same d L_ssl(micro-batch m) / d theta
+    and holds the same importances, as a single process would.
 
     Example:
-        >>> importances = ssl_fisher(strategy, experience.dataset, batch_size=256)
+        >>> importances = ssl_fisher(strategy, experience.dataset, micro_batch=64)
     """
+    ranks = distributed.world_size()
+    check_micro_batch(micro_batch)
+    data = dataset.eval()
+    size = min(micro_batch, len(data))  # a small experience is one micro-batch
+    if size < 2 or size // ranks < 1:
+        raise ValueError(
+            f"the importance pass needs at least 2 images (and one per process), got {size}: "
+            "EWC cannot estimate importances of an experience this small"
+        )
     model = strategy.model
     network = getattr(strategy, "ddp", None) or model
     was_training = model.training
     model.eval()
     importances = zerolike_params_dict(model)
-    data = dataset.eval()
-    ranks = distributed.world_size()
     sampler = (
-        DistributedSampler(data, ranks, distributed.rank(), shuffle=False) if ranks > 1 else None
+        DistributedSampler(data, ranks, distributed.rank(), shuffle=False, drop_last=True)
+        if ranks > 1
+        else None
     )
-    loader = DataLoader(data, batch_size=batch_size, shuffle=False, sampler=sampler)
+    loader = DataLoader(
+        data, batch_size=size // ranks, shuffle=False, sampler=sampler, drop_last=True
+    )
     batches = 0
     for images, *_ in loader:
         model.zero_grad()
@@ -53,6 +74,21 @@ def ssl_fisher(strategy, dataset, batch_size: int) -> dict[str, ParamData]:
     model.zero_grad()
     model.train(was_training)
     return importances
+
+
+def check_micro_batch(micro_batch: int) -> None:
+    """Refuse a micro-batch below 2 images or one that does not split over the ranks."""
+    if micro_batch < 2:
+        raise ValueError(
+            f"ewc.fisher-batch must be at least 2 (an SSL loss needs other images), got "
+            f"{micro_batch}"
+        )
+    ranks = distributed.world_size()
+    if micro_batch % ranks:
+        raise ValueError(
+            f"ewc.fisher-batch {micro_batch} is global and must split evenly over the {ranks} "
+            f"processes: pass a multiple of {ranks}"
+        )
 
 
 def ewc_penalty(

@@ -4,8 +4,9 @@ Video frames are not i.i.d.: consecutive frames of a VOD are near-duplicates, an
 shuffled multi-epoch pass hides that. In online mode the training loader keeps the
 dataset's order (the stream's arrival order: timestamp, then VOD), every incoming batch is
 trained on ``--updates-per-batch`` times in a row (fresh views each time; with ``replay``,
-fresh buffered rows each time) and then never again. The per-experience multi-epoch mode
-stays the default.
+fresh buffered rows each time) and then never again; a last batch of exactly one frame is
+never formed (the frame is not trained on; :func:`cl_ssl.template.lone_last_batch`). The
+per-experience multi-epoch mode stays the default.
 
 The template marks a step ``fresh`` when its new images are trained on for the first time
 (first epoch, first update of the batch): streaming buffers insert incoming frames only

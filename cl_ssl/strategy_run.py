@@ -35,7 +35,6 @@ import torch
 from avalanche.training.determinism.rng_manager import RNGManager
 from avalanche.training.plugins import EvaluationPlugin
 from lightly.models.utils import get_weight_decay_parameters
-from lightly.utils.lars import LARS
 
 from cl_ssl import distributed
 from cl_ssl.augment import make_augment
@@ -52,6 +51,7 @@ from cl_ssl.evaluation.metrics import (
     tidy_metric_name,
 )
 from cl_ssl.evaluation.training_health import TrainingHealth
+from cl_ssl.lars import LARS, NO_DECAY
 from cl_ssl.methods import SSLMethod, build_method
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.outputs import write_failure, write_json, write_metrics, write_results
@@ -103,11 +103,13 @@ def build_model(train: TrainConfig, image_size: int) -> tuple[SSLModel, SSLMetho
 def make_optimizer(train: TrainConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
     """The optimizer named by ``train.optimizer``; BatchNorm and bias weights never decay.
 
-    Group 0 holds the decayed weights, group 1 (weight decay 0) the BatchNorm and bias
-    parameters (Lightly's ``get_weight_decay_parameters``); LARS leaves the latter unadapted.
+    Group 0 holds the decayed weights, group 1 (:data:`cl_ssl.lars.NO_DECAY`: weight decay 0,
+    not LARS-adapted) the BatchNorm and bias parameters (Lightly's
+    ``get_weight_decay_parameters``). ``lars`` is solo-learn's (:mod:`cl_ssl.lars`: trust
+    coefficient 0.02, clipped rate, adapted whatever the weight decay, 0 included).
     """
     decay, no_decay = get_weight_decay_parameters([model])
-    groups = [{"params": decay}] + ([{"params": no_decay, "weight_decay": 0.0}] if no_decay else [])
+    groups = [{"params": decay}] + ([{"params": no_decay, **NO_DECAY}] if no_decay else [])
     if train.optimizer == "sgd":
         return torch.optim.SGD(
             groups, lr=train.lr, momentum=train.momentum, weight_decay=train.weight_decay

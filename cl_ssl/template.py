@@ -67,6 +67,19 @@ def experience_seed(seed: int, experience: int, stream: str = "train") -> int:
     return int(np.random.SeedSequence(entropy).generate_state(1)[0])
 
 
+def lone_last_batch(images: int, batch_size: int) -> bool:
+    """Whether ``images`` in batches of ``batch_size`` end with a batch of exactly one image.
+
+    The loaders drop that batch (``drop_last``); any other remainder is kept, so an epoch
+    has ``ceil(images / batch_size) - lone_last_batch(images, batch_size)`` steps.
+
+    Example:
+        >>> lone_last_batch(65, 32), lone_last_batch(66, 32), lone_last_batch(64, 32)
+        (True, False, False)
+    """
+    return batch_size > 1 and images % batch_size == 1
+
+
 class NonFiniteLoss(FloatingPointError):
     """The training loss was NaN or infinite first at ``experience``, ``epoch``, ``step``."""
 
@@ -266,15 +279,33 @@ class SSLTemplate(SupervisedTemplate):
         of every global step; Avalanche's own distributed sampling is seeded once and never
         reshuffled between epochs. A single process keeps Avalanche's loader, so its data
         order (and every number measured with it) is unchanged.
+
+        A last batch of exactly one image (per rank) is never formed (BatchNorm refuses it
+        in training, Barlow Twins' and VICReg's batch statistics divide by zero): when n
+        images leave a remainder of 1 the loader drops its last batch (``drop_last``), one
+        image per epoch, a different one each shuffled epoch; every other remainder is kept.
+        An epoch is ``ceil(n / B)`` steps, minus one when ``n % B == 1``
+        (:func:`lone_last_batch`).
         """
         ranks = distributed.world_size()
         shuffle = shuffle and not self.online  # online: the stream's arrival order
+        kwargs.pop("drop_last", None)
+        # Rows on this rank: the DistributedSampler pads the dataset to a multiple of N.
+        rows = -(-len(self.adapted_dataset) // ranks)
+        if rows < 2:
+            raise ValueError(
+                f"experience {self.experience.current_experience} has {len(self.adapted_dataset)} "
+                f"training image(s) for {ranks} process(es): an SSL step needs at least 2 per "
+                "process; use a larger experience (--max-images) or fewer processes"
+            )
+        drop_last = lone_last_batch(rows, self.train_mb_size)
         if ranks == 1:
             super().make_train_dataloader(
                 num_workers=num_workers,
                 shuffle=shuffle,
                 pin_memory=pin_memory,
                 persistent_workers=persistent_workers,
+                drop_last=drop_last,
                 **kwargs,
             )
             self._repeat_batches()
@@ -295,6 +326,7 @@ class SSLTemplate(SupervisedTemplate):
             num_workers=num_workers,
             pin_memory=pin_memory,
             persistent_workers=persistent_workers,
+            drop_last=drop_last,
         )
         collate_from_data_or_kwargs(self.adapted_dataset, args)
         self.dataloader = DataLoader(self.adapted_dataset, sampler=self.sampler, **args)
@@ -305,16 +337,22 @@ class SSLTemplate(SupervisedTemplate):
             self.dataloader = RepeatedBatches(self.dataloader, self.updates_per_batch)
 
     def make_eval_dataloader(self, **kwargs) -> None:
-        """Avalanche's loader over the whole split: evaluation is never sharded (rank 0)."""
+        """Avalanche's loader over the whole split: evaluation is never sharded (rank 0).
+
+        As in training, a last batch of exactly one image is dropped (the evaluation SSL
+        loss of one image is NaN for Barlow Twins and VICReg); a split of one image keeps it.
+        """
         from avalanche.benchmarks.utils.data_loader import (
             SingleDatasetDataLoader,
             collate_from_data_or_kwargs,
         )
 
+        images = len(self.adapted_dataset)
         args = self._obtain_common_dataloader_parameters(
             batch_size=self.eval_mb_size,
             shuffle=False,
-            **{k: v for k, v in kwargs.items() if k not in ("ffcv_args", "shuffle")},
+            drop_last=images > 1 and lone_last_batch(images, self.eval_mb_size),
+            **{k: v for k, v in kwargs.items() if k not in ("ffcv_args", "shuffle", "drop_last")},
         )
         collate_from_data_or_kwargs(self.adapted_dataset, args)
         self.dataloader = SingleDatasetDataLoader(

@@ -5,9 +5,11 @@ The lifecycle the three share, as their paper codes run it:
 - created on the first step that needs it, its input width read from that step's
   embeddings (no probe pass through the student), from its own seed
   ``experience_seed(train_seed, k, name)``, so creating it never shifts the training stream;
-- trained like the model: one more parameter group of the main optimizer with group 0's
-  settings (lr, momentum, weight decay), added once (Avalanche's ``update_optimizer`` keeps
-  groups it does not find in the model);
+- trained like the model: parameter groups of the main optimizer with group 0's settings
+  (lr, momentum, weight decay), added once (Avalanche's ``update_optimizer`` keeps groups it
+  does not find in the model); its BatchNorm and bias parameters go to a second group with
+  :data:`cl_ssl.lars.NO_DECAY` settings (no weight decay, no LARS adaptation), as the
+  model's do (solo-learn's LARS excludes every 1-d parameter, predictors' included);
 - persistent across experiences, carried by checkpoints (:meth:`TrainedModule.state_dict`),
   and joined to the optimizer again after a restore (:meth:`TrainedModule.attach`, from the
   plugin's ``before_training_exp``, before the saved optimizer state is loaded).
@@ -23,8 +25,10 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import torch
+from lightly.models.utils import get_weight_decay_parameters
 from torch import nn
 
+from cl_ssl.lars import NO_DECAY
 from cl_ssl.template import experience_seed
 
 
@@ -56,13 +60,20 @@ class TrainedModule:
         return self.module
 
     def attach(self, strategy: Any) -> None:
-        """Move the module to the device and add it to the optimizer unless it is there."""
+        """Move the module to the device and add it to the optimizer unless it is there.
+
+        Weights join with group 0's settings; BatchNorm and bias parameters with those
+        settings overridden by :data:`~cl_ssl.lars.NO_DECAY`.
+        """
         if self.module is None or _in_optimizer(self.module, strategy.optimizer):
             return
         self.module = self.module.to(strategy.device)
         group = strategy.optimizer.param_groups[0]
         settings = {key: value for key, value in group.items() if key != "params"}
-        strategy.optimizer.add_param_group({**settings, "params": list(self.module.parameters())})
+        decay, no_decay = get_weight_decay_parameters([self.module])
+        for params, overrides in ((decay, {}), (no_decay, NO_DECAY)):
+            if params:
+                strategy.optimizer.add_param_group({**settings, **overrides, "params": params})
 
     def state_dict(self) -> dict[str, Any]:
         """Weights and input width; empty before the module exists."""

@@ -5,10 +5,20 @@ predictor g (MLP) maps the student's projections into the teacher's projection s
 
     L = L_ssl + weight * L_distill( g(z_student), z_teacher )
 
-For SimCLR, L_distill is CaSSLe's contrastive form with its own temperature (0.2, not
-SimCLR's 0.5); every other method uses its own loss between g(z_student) and z_teacher,
-``method.distillation_loss`` (Barlow Twins: the cross-correlation loss per view; BYOL and
-SimSiam: the negative cosine), as the paper prescribes.
+L_distill is the method's, ``method.distillation_loss(p, z_t, temperature)``: each method
+declares the reference code's term (``cassle/distillers/*.py``) in its own loss units, so
+that SSL and distillation keep the reference's ratio at ``weight`` 1:
+
+- SimCLR: the contrastive form at CaSSLe's own temperature (0.2, not SimCLR's 0.5),
+  ``contrastive.py``;
+- Barlow Twins: the cross-correlation loss per view, ``decorrelative.py`` (which scales
+  it, like the SSL loss, by 0.1);
+- BYOL, SimSiam: ``predictive.py``'s 2 - 2cos per view (BYOL: divided by 4, as its SSL
+  loss is the reference's divided by 4; SSL : distillation = 2 : 1 per cosine for BYOL,
+  1 : 2 for SimSiam, as in the reference);
+- VICReg: the invariance MSE only, weighted 25, ``predictive_mse.py``;
+- a mixture (``simclr+barlow-twins``): each component's own term on its slice, mixed with
+  the method weights.
 
 What follows the paper code (github.com/DonkeyShot21/cassle):
 
@@ -19,9 +29,9 @@ What follows the paper code (github.com/DonkeyShot21/cassle):
   group with group 0's settings, once: Avalanche's ``update_optimizer`` keeps parameters it
   does not find in the model (``remove_params=False``). The predictor persists across
   experiences (the paper reloads it with the previous task's checkpoint);
-- the distillation term, ``simclr_distill_loss_func`` in ``cassle/losses/simclr.py``,
-  symmetrised over (prediction, teacher) as in ``contrastive.py``, with
-  ``distill_temperature`` 0.2 and ``distill_lamb`` 1;
+- SimCLR's term, ``simclr_distill_loss_func`` in ``cassle/losses/simclr.py``, symmetrised
+  over (prediction, teacher) as in ``contrastive.py``, with ``distill_temperature`` 0.2 and
+  ``distill_lamb`` 1 (the other methods' ``distill_lamb`` lives in their term: VICReg's 25);
 - the teacher's BatchNorm uses batch statistics (``teacher_bn="batch"``): the frozen
   encoder/projector are deep copies kept inside the LightningModule
   (``cassle/distillers/base.py``), so Lightning's ``model.train()`` puts them in train mode.
@@ -38,28 +48,16 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
 
 from avalanche.core import SupervisedPlugin
-from torch import Tensor, nn
+from torch import nn
 
-from cl_ssl.losses.cassle import (
-    cassle_predictor,
-    contrastive_distillation,
-    predict_views,
-)
-from cl_ssl.methods.simclr import SimCLR
+from cl_ssl.losses.cassle import cassle_predictor, predict_views
 from cl_ssl.registry import register_strategy
 from cl_ssl.teacher import Teacher
 from cl_ssl.trained_module import TrainedModule
-
-# Methods with a distillation form of their own: (predicted, teacher, temperature) -> term.
-# Any other method falls back to its own loss on (prediction, teacher) pairs.
-DISTILLATIONS: dict[type, Callable[[Tensor, Tensor, float], Tensor]] = {
-    SimCLR: contrastive_distillation,
-}
 
 
 @dataclass(frozen=True)
@@ -67,10 +65,11 @@ class CaSSLeOptions:
     """CaSSLe options (``--opt cassle.KEY=VALUE``).
 
     Attributes:
-        weight: Weight of the distillation term (CaSSLe's ``distill_lamb``, 1).
+        weight: Weight of the method's distillation term (1; CaSSLe's ``distill_lamb``
+            relative to the reference's, which the term carries: 25 for VICReg).
         temperature: Temperature of the contrastive distillation (CaSSLe's
-            ``distill_temperature``, 0.2), independent of the SSL method's; unused by
-            methods that fall back to their own loss.
+            ``distill_temperature``, 0.2), independent of the SSL method's; used by SimCLR
+            (also SimCLR's slice of a mixture), ignored by the other methods.
         hidden_dim: Predictor hidden size; None means twice the projection size.
         teacher_bn: ``batch`` (BatchNorm on batch statistics, as the paper code) or
             ``eval`` (running statistics); see ``cl_ssl.teacher``.
@@ -120,14 +119,8 @@ class CaSSLePlugin(SupervisedPlugin):
         predictor = self.trained.get(strategy, student.shape[-1])
         target = self.teacher(strategy.mb_x).projections
         predicted = predict_views(predictor, student)
-        term = self._term(strategy.method, predicted, target)
+        term = strategy.method.distillation_loss(predicted, target, self.options.temperature)
         strategy.add_loss_term("distill", self.options.weight * term)
-
-    def _term(self, method, predicted: Tensor, target: Tensor) -> Tensor:
-        for cls in type(method).__mro__:
-            if cls in DISTILLATIONS:
-                return DISTILLATIONS[cls](predicted, target, self.options.temperature)
-        return method.distillation_loss(predicted, target)
 
     def state_dict(self) -> dict:
         """The predictor (trained across experiences); the teacher is rebuilt from the model."""

@@ -5,9 +5,11 @@ Paper: "Regularizing with Pseudo-Negatives for Continual Self-Supervised Learnin
 previous model is the teacher (projections z^-), and a predictor g (CaSSLe's MLP) maps the
 student's projections z to p = g(z), as in CaSSLe. A *pseudo-negative* is an embedding from
 the other model that the anchor must not be confused with. The formulas of each term are in
-``cl_ssl.losses.pnr``; the objective per method type:
+``cl_ssl.losses.pnr``; the objective per method (per component of a mixture such as
+``simclr+barlow-twins``, on its slice of the projections, times its mixing weight:
+``method.parts()``):
 
-SimCLR (``isinstance(method, SimCLR)``; the paper's InfoNCE form, symmetric pseudo-negatives)
+SimCLR (the paper's InfoNCE form, symmetric pseudo-negatives)
 
     L = L_ssl^PNR(z, z^-; t_ssl) + weight * L_reg^PNR(p, z^-, z; temperature)
 
@@ -25,12 +27,28 @@ Every other method (Barlow Twins, BYOL, SimSiam, VICReg: no negatives of their o
 
 added as ``pnr_reg`` (the method's ``distillation_loss``, CaSSLe's term) and
 ``pnr_negative``: the pseudo-negative of view v is the teacher's embedding of the *other
-augmentation of the same image* v', used in the regularization term only. D is the
-negative cosine (``negative=cosine``, default), the mean squared error (``negative=mse``)
-or the method's ``distillation_loss`` (``negative=method``: only for methods whose
-distillation loss is a distance, e.g. BYOL's and SimSiam's negative cosine; Barlow Twins'
-and VICReg's contain batch-statistics terms that must not be pushed up). SimSiam has no
-PNR variant in the paper code; it gets the same form.
+augmentation of the same image* v', used in the regularization term only. D is by default
+the method's own (``negative=auto``, ``method.pnr_negative``), the paper code's distance
+*with its* ``negative_lamb``, in the method's loss units, so ``negative_weight`` 1 is the
+reference (``cassle/distillers/*_pnr.py``, ``bash_files/continual/cifar/*_pnr.sh``):
+
+========  ==========================================  ===================================
+method    D_distill (``weight`` 1)                     D (``negative_weight`` 1)
+========  ==========================================  ===================================
+Barlow    cross-correlation loss per view (0.1 x this  10 * -cos (``simsiam_loss_func``
+          in the reference, as its SSL loss)           with ``negative_lamb`` 1.0, / 0.1)
+BYOL      (2 - 2cos) / 4 (``byol_loss_func``; the      0.5 * (2 - 2cos) / 4
+          reference's SSL loss is 4 L_ssl + 4)         (``negative_lamb`` 0.5)
+VICReg    25 * MSE (``distill_lamb`` 25)               23 * MSE (``negative_lamb`` 23)
+SimSiam   2 - 2cos (CaSSLe's predictive distiller)     0.5 * (2 - 2cos) (no SimSiam variant
+                                                       in the paper code: BYOL's)
+========  ==========================================  ===================================
+
+Every distance is averaged over views, as in the paper code. ``negative=cosine`` (negative
+cosine), ``mse`` (mean squared error) or ``method`` (the method's ``distillation_loss``: only
+for methods whose distillation loss is a distance, e.g. BYOL's and SimSiam's; Barlow Twins'
+contains batch-statistics terms that must not be pushed up) replace D by that distance,
+weighted by ``negative_weight`` alone.
 
 What follows the paper code (github.com/csm9493/PNR):
 
@@ -38,14 +56,9 @@ What follows the paper code (github.com/csm9493/PNR):
   anchors (the code's symmetrised call averages two equal values), teacher detached,
   gradients through z in both terms; the regularization term leaves its positive out of its
   own denominator; no weight on L_reg (``distill_lamb`` is unused there): ``weight`` 1;
-- ``barlow_pnr.py`` (D = ``simsiam_loss_func``, the negative cosine, ``negative_lamb`` 1.0)
-  and ``byol_pnr.py`` (``byol_loss_func`` 2 - 2cos with ``negative_lamb`` 0.5, the same
-  gradient as the negative cosine at weight 1): the defaults, ``negative=cosine`` and
-  ``negative-weight=1`` (BYOL's positive term there is 2 - 2cos, twice the negative cosine:
-  with a negative-cosine ``distillation_loss``, ``negative-weight=0.5`` keeps the paper's
-  ratio of the two terms); ``vicreg_pnr.py`` uses the invariance MSE on both sides,
-  ``distill_lamb`` 25 and ``negative_lamb`` 23: ``negative=mse``, ``negative-weight=23``
-  (VICReg's ``distillation_loss`` here is its whole loss per view, MSE weighted 25 inside);
+- ``barlow_pnr.py``, ``byol_pnr.py``, ``vicreg_pnr.py`` for the other methods, value for
+  value up to each method's constant unit factor (the table); the positive and negative
+  terms averaged over both views, as there;
 - the predictor (Linear - BatchNorm - ReLU - Linear, projection size back to projection
   size) trained by the main optimizer with the model's settings (one more parameter group of
   ``strategy.optimizer`` with group 0's settings, added once, persisted across experiences);
@@ -69,6 +82,7 @@ Example:
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal
@@ -84,12 +98,14 @@ from cl_ssl.losses.pnr import (
     pnr_ssl_excess,
     pseudo_negative_regularization,
 )
+from cl_ssl.methods.base import SSLMethod
 from cl_ssl.methods.simclr import SimCLR
 from cl_ssl.registry import register_strategy
 from cl_ssl.teacher import Teacher
 from cl_ssl.trained_module import TrainedModule
 
-# The non-contrastive pseudo-negative distances D by name; ``method`` is the method's own.
+# The non-contrastive pseudo-negative distances D by name; ``auto`` is the method's
+# ``pnr_negative``, ``method`` its ``distillation_loss``.
 DISTANCES: dict[str, Callable[[Tensor, Tensor], Tensor]] = {
     "cosine": negative_cosine,
     "mse": mean_squared_error,
@@ -101,13 +117,17 @@ class PNROptions:
     """PNR options (``--opt pnr.KEY=VALUE``).
 
     Attributes:
-        weight: Weight of the regularization term (1: the paper code's SimCLR total and
-            ``distill_lamb`` for Barlow Twins and BYOL).
-        negative_weight: Weight of the non-contrastive pseudo-negative term (the paper
-            code's ``negative_lamb`` in cosine units, 1); unused for SimCLR.
-        negative: The non-contrastive distance D pushed up: ``cosine`` (negative cosine, as
-            the paper code for Barlow Twins and BYOL), ``mse`` (as for VICReg) or ``method``
-            (the method's ``distillation_loss``); unused for SimCLR.
+        weight: Weight of the regularization term (1: the paper code's SimCLR total; for the
+            other methods relative to ``distill_lamb``, which their ``distillation_loss``
+            carries: 25 for VICReg).
+        negative_weight: Weight of the non-contrastive pseudo-negative term; with
+            ``negative=auto``, relative to the paper code's ``negative_lamb``, which the
+            method's ``pnr_negative`` carries (Barlow Twins 1.0, BYOL 0.5, VICReg 23):
+            1 is the reference. Unused for SimCLR.
+        negative: The non-contrastive distance D pushed up: ``auto`` (the method's
+            ``pnr_negative``, the paper code's per method), ``cosine`` (negative cosine),
+            ``mse`` (mean squared error) or ``method`` (the method's
+            ``distillation_loss``); unused for SimCLR.
         temperature: Temperature of SimCLR's regularization term (``distill_temperature``,
             0.2); the SSL term uses SimCLR's own.
         hidden_dim: Predictor hidden size; None means twice the projection size.
@@ -117,7 +137,7 @@ class PNROptions:
 
     weight: float = 1.0
     negative_weight: float = 1.0
-    negative: Literal["cosine", "mse", "method"] = "cosine"
+    negative: Literal["auto", "cosine", "mse", "method"] = "auto"
     temperature: float = 0.2
     hidden_dim: int | None = None
     teacher_bn: Literal["eval", "batch"] = "batch"
@@ -138,9 +158,10 @@ class PNRPlugin(SupervisedPlugin):
             raise ValueError(f"pnr.weight must be >= 0, got {options.weight}")
         if options.negative_weight < 0:
             raise ValueError(f"pnr.negative-weight must be >= 0, got {options.negative_weight}")
-        if options.negative not in DISTANCES and options.negative != "method":
+        if options.negative not in (*DISTANCES, "auto", "method"):
             raise ValueError(
-                f"pnr.negative must be 'cosine', 'mse' or 'method', got {options.negative!r}"
+                "pnr.negative must be 'auto', 'cosine', 'mse' or 'method', got "
+                f"{options.negative!r}"
             )
         if options.temperature <= 0:
             raise ValueError(f"pnr.temperature must be > 0, got {options.temperature}")
@@ -163,32 +184,57 @@ class PNRPlugin(SupervisedPlugin):
             return
         student = strategy.mb_output.projections  # [B, V, D]
         target = self.teacher(strategy.mb_x).projections
-        if isinstance(strategy.method, SimCLR):
-            self._contrastive(strategy, student, target)
-        else:
-            self._non_contrastive(strategy, student, target)
 
-    def _contrastive(self, strategy, student: Tensor, target: Tensor) -> None:
-        temperature = strategy.method.options.temperature
+        @functools.cache
+        def predicted() -> Tensor:  # the predictor only when a term needs it
+            return predict_views(self.trained.get(strategy, student.shape[-1]), student)
+
+        terms: dict[str, Tensor] = {}
+        for method, cols, mix in strategy.method.parts():
+            if isinstance(method, SimCLR):
+                part = self._contrastive(method, student, target, predicted, cols)
+            else:
+                part = self._non_contrastive(method, target, predicted, cols)
+            for name, term in part.items():
+                terms[name] = terms[name] + mix * term if name in terms else mix * term
+        for name, term in terms.items():
+            strategy.add_loss_term(name, term)
+
+    def _contrastive(
+        self,
+        method: SimCLR,
+        student: Tensor,
+        target: Tensor,
+        predicted: Callable[[], Tensor],
+        cols: slice,
+    ) -> dict[str, Tensor]:
+        z, z_prev = student[..., cols], target[..., cols]
         # The template already paid NT-Xent: add what the pseudo-negatives add to it.
-        strategy.add_loss_term("pnr_ssl", pnr_ssl_excess(student, target, temperature))
-        if self.options.weight == 0:
-            return
-        predicted = predict_views(self.trained.get(strategy, student.shape[-1]), student)
-        term = pnr_contrastive_regularization(predicted, target, student, self.options.temperature)
-        strategy.add_loss_term("pnr_reg", self.options.weight * term)
+        terms = {"pnr_ssl": pnr_ssl_excess(z, z_prev, method.options.temperature)}
+        if self.options.weight != 0:
+            p = predicted()[..., cols]
+            reg = pnr_contrastive_regularization(p, z_prev, z, self.options.temperature)
+            terms["pnr_reg"] = self.options.weight * reg
+        return terms
 
-    def _non_contrastive(self, strategy, student: Tensor, target: Tensor) -> None:
+    def _non_contrastive(
+        self, method: SSLMethod, target: Tensor, predicted: Callable[[], Tensor], cols: slice
+    ) -> dict[str, Tensor]:
         options = self.options
         if options.weight == 0 and options.negative_weight == 0:
-            return
-        method = strategy.method
-        predicted = predict_views(self.trained.get(strategy, student.shape[-1]), student)
-        distill = method.distillation_loss(predicted, target)
-        strategy.add_loss_term("pnr_reg", options.weight * distill)
-        distance = DISTANCES.get(options.negative, method.distillation_loss)
-        negative = pseudo_negative_regularization(predicted, target, distance)
-        strategy.add_loss_term("pnr_negative", options.negative_weight * negative)
+            return {}
+        p, z_prev = predicted()[..., cols], target[..., cols]
+        if options.negative == "auto":
+            distance = method.pnr_negative
+        elif options.negative == "method":
+            distance = method.distillation_loss
+        else:
+            distance = DISTANCES[options.negative]
+        negative = pseudo_negative_regularization(p, z_prev, distance)
+        return {
+            "pnr_reg": options.weight * method.distillation_loss(p, z_prev),
+            "pnr_negative": options.negative_weight * negative,
+        }
 
     def state_dict(self) -> dict:
         """The predictor (trained across experiences); the teacher is rebuilt from the model."""

@@ -4,6 +4,8 @@ import shutil
 import sys
 from pathlib import Path
 
+import pytest
+
 from cl_ssl import strategies as strategy_package
 from cl_ssl.bench import run_bench
 from cl_ssl.registry import strategies as strategy_registry
@@ -72,3 +74,40 @@ def test_decode_speed_prints_one_row_per_decoder(tmp_path):
     out = subprocess.run([*script, "--count", "6"], check=True, capture_output=True, text=True)
     rows = [line for line in out.stdout.splitlines() if line.startswith("| ")][1:]
     assert len(rows) == 5 and all(float(r.split("|")[2]) > 0 for r in rows)
+
+
+def test_learning_and_forgetting_reads_learned_and_drop_from_the_matrix(tmp_path):
+    import subprocess
+
+    import pandas as pd
+
+    # b = untrained, then R after experiences 0, 1, 2 (all-classes linear).
+    matrix = {
+        -1: [0.20, 0.60, 0.80],
+        0: [0.35, 0.62, 0.80],
+        1: [0.30, 0.70, 0.81],
+        2: [0.27, 0.69, 0.90],
+    }
+    rows = [
+        {
+            "strategy": "naive",
+            "seed": 0,
+            "metric": "all_linear",
+            "train_exp": i,
+            "eval_exp": j,
+            "value": v,
+        }
+        for i, values in matrix.items()
+        for j, v in enumerate(values)
+    ]
+    csv = tmp_path / "runs" / "b" / "naive" / "seed0" / "metrics.csv"
+    csv.parent.mkdir(parents=True)
+    pd.DataFrame(rows).to_csv(csv, index=False)
+    script = [sys.executable, str(EXAMPLES / "study" / "learning_and_forgetting.py"), str(csv)]
+    out = subprocess.run(script, check=True, capture_output=True, text=True).stdout
+    (row,) = [line for line in out.splitlines() if "| naive" in line]
+    cells = [c.strip() for c in row.split("|")[1:-1]]
+    assert cells[4] == "+0.150 +0.100 +0.100"  # R[j][j] - b[j]
+    assert float(cells[5]) == pytest.approx(0.35 / 3, abs=1e-3)
+    assert cells[6] == "+0.080 +0.010"  # R[j][j] - R[2][j], earlier experiences only
+    assert float(cells[7]) == pytest.approx(0.045, abs=1e-3)

@@ -6,10 +6,19 @@ import itertools
 from dataclasses import fields, replace
 
 import pytest
+import torch
+import torch.nn.functional as F
+from avalanche.evaluation.metrics import loss_metrics
+from avalanche.training.plugins import EvaluationPlugin
+from lightly.loss import BarlowTwinsLoss, NTXentLoss
 
-from cl_ssl.bench import run_bench
-from cl_ssl.config import EvalConfig
+from cl_ssl.augment import make_augment
+from cl_ssl.bench import build_model, make_optimizer, run_bench
+from cl_ssl.config import EvalConfig, TrainConfig
+from cl_ssl.losses.cassle import contrastive_distillation, predict_views
+from cl_ssl.losses.pnr import pnr_contrastive_regularization, pnr_ssl_excess
 from cl_ssl.registry import methods, strategies
+from cl_ssl.template import SSLTemplate
 
 
 def narrow(method: str) -> dict[str, dict[str, str]]:
@@ -37,3 +46,76 @@ def test_strategy_trains_with_method(method, strategy, tiny_bench):
     metrics = result.strategies[0].metrics
     losses = metrics.query("metric == 'ssl_loss' and train_exp == 4")["value"]
     assert len(losses) == 5 and losses.notna().all()
+
+
+# -- a mixture distils each component its own way ---------------------------------------
+
+
+def first_distillation_step(strategy_name, method, stream):
+    """Train ``method`` (SimCLR weight 1, Barlow Twins 0.5) for two experiences with the
+    strategy; its first distillation step's student, teacher, prediction and loss terms."""
+    options = narrow(method)
+    options["barlow-twins"]["weight"] = "0.5"
+    torch.manual_seed(0)
+    train = TrainConfig(batch_size=32, lr=2e-3, method=method, method_options=options)
+    model, ssl_method = build_model(train, 8)
+    seen: dict = {}
+
+    class Spy(strategies.get(strategy_name)):
+        def before_backward(self, strategy, *args, **kwargs):
+            super().before_backward(strategy, *args, **kwargs)
+            if self.teacher.active and not seen:
+                student = strategy.mb_output.projections.detach().clone()
+                seen.update(student=student, teacher=self.teacher(strategy.mb_x).projections)
+                seen["terms"] = {k: v.item() for k, v in strategy.loss_terms.items()}
+                with torch.no_grad():  # not stepped yet; batch statistics: the step's output
+                    seen["predicted"] = predict_views(self.predictor, student)
+
+    config = replace(ssl_method.augment_config(8), **stream.augment_overrides)
+    template = SSLTemplate(
+        model=model,
+        optimizer=make_optimizer(train, model),
+        method=ssl_method,
+        augment=make_augment("batched", config),
+        train_mb_size=32,
+        train_epochs=1,
+        eval_mb_size=64,
+        plugins=[Spy()],
+        evaluator=EvaluationPlugin(loss_metrics(experience=True), loggers=[]),
+        train_seed=0,
+    )
+    for experience in stream.benchmark.train_stream[:2]:
+        template.train(experience, eval_streams=[])
+    return seen, ssl_method.sizes
+
+
+def barlow_per_view(p, t):
+    loss = BarlowTwinsLoss(lambda_param=5e-3)
+    return ((loss(p[:, 0], t[:, 0]) + loss(p[:, 1], t[:, 1])) / 2).item()
+
+
+@pytest.mark.parametrize("strategy", ["cassle", "pnr"])
+def test_a_mixture_distils_each_component_its_own_way(strategy, tiny_stream):
+    """simclr+barlow-twins: SimCLR's slice gets CaSSLe's contrastive term at 0.2 (and PNR's
+    pseudo-negatives), never NT-Xent between prediction and teacher; Barlow Twins' slice its
+    per-view loss and PNR's 10 * -cos negative; the Barlow terms times its weight 0.5."""
+    step, sizes = first_distillation_step(strategy, "simclr+barlow-twins", tiny_stream)
+    s, b = slice(0, sizes[0]), slice(sizes[0], sum(sizes))
+    z, t, p = step["student"], step["teacher"], step["predicted"]
+    barlow = barlow_per_view(p[..., b], t[..., b])
+    terms = step["terms"]
+    if strategy == "cassle":
+        expected = contrastive_distillation(p[..., s], t[..., s], 0.2).item() + 0.5 * barlow
+        assert terms["distill"] == pytest.approx(expected, rel=1e-4)
+        ntxent = NTXentLoss(temperature=0.5)  # SSLMethod's fallback on SimCLR's slice
+        fallback = sum(ntxent(p[:, v, s], t[:, v, s]).item() for v in (0, 1)) / 2 + 0.5 * barlow
+        assert abs(terms["distill"] - fallback) > 1e-2
+        return
+    assert set(terms) == {"ssl", "pnr_ssl", "pnr_reg", "pnr_negative"}
+    assert terms["pnr_ssl"] == pytest.approx(
+        pnr_ssl_excess(z[..., s], t[..., s], 0.5).item(), rel=1e-4
+    )
+    contrastive = pnr_contrastive_regularization(p[..., s], t[..., s], z[..., s], 0.2).item()
+    assert terms["pnr_reg"] == pytest.approx(contrastive + 0.5 * barlow, rel=1e-4)
+    cosine = F.cosine_similarity(p[..., b], t[..., b].flip(1), dim=-1).mean().item()
+    assert terms["pnr_negative"] == pytest.approx(0.5 * 10 * cosine, rel=1e-4, abs=1e-6)

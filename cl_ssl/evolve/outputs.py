@@ -99,7 +99,8 @@ def plot_weight_heatmap(
 
     Top: rows = weights, columns = rounds ``0..R``, colour = the weight's value in the best
     individual after that round (:func:`best_per_round`); with ``space`` the colour is the
-    position in the weight's range (0 = low, 1 = high), so rows of different scales compare.
+    position in the weight's range (0 = low, 1 = high; on the log axis for a ``"log"``
+    range), so rows of different scales compare.
     Bottom: best fitness after each round (line) and each round's child (dots; failed
     children are left out).
     """
@@ -119,9 +120,13 @@ def plot_weight_heatmap(
         values = np.array([[ind.weights.get(n, np.nan) for ind in best] for n in names], float)
         label, limits = "weight value", (None, None)
         if space is not None:
-            lows = np.array([space.ranges[n][0] for n in names])[:, None]
-            highs = np.array([space.ranges[n][1] for n in names])[:, None]
-            values, label = (values - lows) / (highs - lows), "position in range (0 = low)"
+            values = np.array(
+                [
+                    [space.position(n, v) if np.isfinite(v) else np.nan for v in row]
+                    for n, row in zip(names, values, strict=True)
+                ]
+            )
+            label = "position in range (0 = low; log ranges in log)"
             limits = (0.0, 1.0)  # the whole range, so a colour means the same in every row
         image = top.imshow(
             values,

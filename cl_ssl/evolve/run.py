@@ -38,7 +38,7 @@ from pathlib import Path
 
 from cl_ssl.config import BenchConfig, EvalConfig
 from cl_ssl.evolve.outputs import log_tensorboard, plot_weight_heatmap, write_history_csv
-from cl_ssl.evolve.search import EvolutionarySearch, EvolveConfig, Individual, WeightSpace
+from cl_ssl.evolve.search import Bounds, EvolutionarySearch, EvolveConfig, Individual, WeightSpace
 from cl_ssl.evolve.space import weight_space
 
 FITNESS = ("nmi", "knn", "knn-stable")
@@ -55,14 +55,14 @@ class EvolveSettings:
             searched weights override; ``val_fraction`` > 0).
         bench_args: The user's ``clssl bench`` flags, to print the winner's command.
         search: Population, tournament, mutation, budget and seed.
-        ranges: The searched weights and their ranges.
+        ranges: The searched weights and their ranges (``(low, high[, "log"])``).
         fitness: One of :data:`FITNESS`.
     """
 
     bench: BenchConfig
     bench_args: tuple[str, ...]
     search: EvolveConfig
-    ranges: dict[str, tuple[float, float]]
+    ranges: dict[str, Bounds]
     fitness: str = "nmi"
 
     def __post_init__(self) -> None:
@@ -80,7 +80,7 @@ def make_settings(
     bench_args: list[str],
     search: EvolveConfig,
     fitness: str = "nmi",
-    overrides: dict[str, tuple[float, float]] | None = None,
+    overrides: dict[str, Bounds] | None = None,
 ) -> EvolveSettings:
     """Settings for ``bench`` with the weight space its strategies declare (+ overrides)."""
     space = weight_space(bench.strategies, overrides, bench.train.method)
@@ -215,7 +215,7 @@ def load_settings(directory: Path) -> EvolveSettings:
         bench=bench_config_from_dict(bench, Path(bench["out"]), bench["run_name"]),
         bench_args=tuple(data["bench_args"]),
         search=EvolveConfig(**data["search"]),
-        ranges={k: (float(v[0]), float(v[1])) for k, v in data["ranges"].items()},
+        ranges=dict(WeightSpace({k: tuple(v) for k, v in data["ranges"].items()}).ranges),
         fitness=data["fitness"],
     )
 

@@ -82,42 +82,63 @@ STATE_VERSION = 1
 BUDGET_FIELDS = ("rounds", "max_seconds")
 
 
+Bounds = tuple[float, float] | tuple[float, float, str]
+LOG = "log"  # third element of a range: searched log-uniformly
+
+
 @dataclass(frozen=True)
 class WeightSpace:
-    """The searched weights: name -> ``(low, high)``, both finite with ``low < high``.
+    """The searched weights: name -> ``(low, high)`` or ``(low, high, "log")``.
 
-    Names are free-form (e.g. the option names ``lwf-ssl.lambda``); their order is kept and
-    is the order of the random draws, so it is part of what a seed reproduces.
+    Both bounds finite with ``low < high``. A ``"log"`` range (``0 < low``) is searched in
+    log space: draws are ``exp(U(log low, log high))`` (each decade equally likely) and a
+    mutation perturbs ``log w`` (:meth:`EvolveConfig.mutate`), for weights spanning decades
+    such as EWC's lambda. Names are free-form (e.g. the option names ``lwf-ssl.lambda``);
+    their order is kept and is the order of the random draws, so it is part of what a seed
+    reproduces.
 
     Example:
         >>> WeightSpace({"lwf-ssl.lambda": (0.0, 1.0)}).names
         ('lwf-ssl.lambda',)
+        >>> WeightSpace({"ewc.lambda": (1e3, 1e7, "log")}).is_log("ewc.lambda")
+        True
     """
 
-    ranges: Mapping[str, tuple[float, float]]
+    ranges: Mapping[str, Bounds]
 
     def __post_init__(self) -> None:
         if not isinstance(self.ranges, Mapping) or not self.ranges:
             raise ValueError("the weight space is empty: give at least one name -> (low, high)")
-        ranges: dict[str, tuple[float, float]] = {}
+        ranges: dict[str, Bounds] = {}
         for name, bounds in self.ranges.items():
             if not isinstance(name, str) or not name:
                 raise ValueError(f"weight name {name!r} must be a non-empty string")
             if isinstance(bounds, str | bytes):
                 bounds = None  # two characters would unpack into a pair below
             try:
-                low, high = (float(b) for b in bounds)
+                *pair, scale = (*bounds, "linear") if len(bounds) == 2 else bounds
+                low, high = (float(b) for b in pair)
             except (TypeError, ValueError):
                 raise ValueError(
-                    f"weight {name!r}: range must be a pair of numbers (low, high), got {bounds!r}"
+                    f"weight {name!r}: range must be a pair of numbers (low, high), optionally "
+                    f"with 'log' third, got {bounds!r}"
                 ) from None
+            if scale not in ("linear", LOG):
+                raise ValueError(
+                    f"weight {name!r}: the third element of a range must be 'log', got {scale!r}"
+                )
             if not (math.isfinite(low) and math.isfinite(high)):
                 raise ValueError(f"weight {name!r}: bounds must be finite, got ({low}, {high})")
             if low >= high:
                 raise ValueError(
                     f"weight {name!r}: low must be < high, got ({low}, {high}): swap or widen them"
                 )
-            ranges[name] = (low, high)
+            if scale == LOG and low <= 0:
+                raise ValueError(
+                    f"weight {name!r}: a log range needs low > 0, got ({low}, {high}): pass a "
+                    "positive low (e.g. a decade below the smallest useful value)"
+                )
+            ranges[name] = (low, high, LOG) if scale == LOG else (low, high)
         object.__setattr__(self, "ranges", ranges)  # a private copy: frozen in practice
 
     def __hash__(self) -> int:
@@ -128,13 +149,40 @@ class WeightSpace:
         """The weight names, in order."""
         return tuple(self.ranges)
 
-    def sample(self, rng: random.Random) -> dict[str, float]:
-        """One setting with every weight uniform in its range (one draw per weight, in order)."""
-        return {name: rng.uniform(low, high) for name, (low, high) in self.ranges.items()}
+    def is_log(self, name: str) -> bool:
+        """Whether ``name`` is searched in log space."""
+        return len(self.ranges[name]) == 3
 
-    def to_dict(self) -> dict[str, list[float]]:
-        """JSON form: name -> ``[low, high]``."""
-        return {name: [low, high] for name, (low, high) in self.ranges.items()}
+    def bounds(self, name: str) -> tuple[float, float]:
+        """``(low, high)`` of ``name``."""
+        low, high = self.ranges[name][:2]
+        return float(low), float(high)
+
+    def to_search(self, name: str, value: float) -> float:
+        """``value`` on the axis the search draws on: ``log(value)`` for a log range."""
+        return math.log(value) if self.is_log(name) else value
+
+    def from_search(self, name: str, value: float) -> float:
+        """Inverse of :meth:`to_search`, kept inside the range (``exp`` may round past it)."""
+        low, high = self.bounds(name)
+        return min(high, max(low, math.exp(value) if self.is_log(name) else value))
+
+    def position(self, name: str, value: float) -> float:
+        """Where ``value`` lies on its search axis: 0 at ``low``, 1 at ``high``."""
+        low, high = (self.to_search(name, b) for b in self.bounds(name))
+        return (self.to_search(name, value) - low) / (high - low)
+
+    def sample(self, rng: random.Random) -> dict[str, float]:
+        """One setting, each weight uniform on its search axis (one draw per weight, in order)."""
+        drawn = {}
+        for name in self.ranges:
+            low, high = (self.to_search(name, b) for b in self.bounds(name))
+            drawn[name] = self.from_search(name, rng.uniform(low, high))
+        return drawn
+
+    def to_dict(self) -> dict[str, list[float | str]]:
+        """JSON form: name -> ``[low, high]`` or ``[low, high, "log"]``."""
+        return {name: list(bounds) for name, bounds in self.ranges.items()}
 
 
 @dataclass(frozen=True)
@@ -144,7 +192,8 @@ class EvolveConfig:
     Mutation of the chosen weight ``w`` in ``[low, high]``: with probability
     ``resample_prob`` a fresh uniform draw in the range (a long jump, to leave a local
     optimum), else ``clip(w + N(0, (sigma * (high - low))^2), low, high)`` (a local step
-    scaled to the range, so weights of different scales mutate alike).
+    scaled to the range, so weights of different scales mutate alike). A ``"log"`` range
+    does both on ``log w`` (``log low`` to ``log high``), then maps back with ``exp``.
 
     Args:
         population: Individuals kept (at least 2).
@@ -204,12 +253,13 @@ class EvolveConfig:
         """A copy of ``weights`` with one weight (uniformly chosen) mutated; and its name."""
         names = space.names
         name = names[rng.randrange(len(names))]
-        low, high = space.ranges[name]
+        low, high = (space.to_search(name, b) for b in space.bounds(name))
         if rng.random() < self.resample_prob:
             value = rng.uniform(low, high)
         else:
-            value = min(high, max(low, weights[name] + rng.gauss(0.0, self.sigma * (high - low))))
-        return {**weights, name: value}, name
+            step = rng.gauss(0.0, self.sigma * (high - low))
+            value = min(high, max(low, space.to_search(name, weights[name]) + step))
+        return {**weights, name: space.from_search(name, value)}, name
 
 
 @dataclass(frozen=True)

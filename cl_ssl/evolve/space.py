@@ -1,17 +1,23 @@
 """Which loss weights a bench exposes to ``clssl evolve``.
 
 A strategy plugin declares the weights of its loss terms as a class attribute keyed by its
-``--opt`` names, with the range searched (the default inside it)::
+``--opt`` names, with the range searched (the default inside it); a third element ``"log"``
+searches a range that spans decades log-uniformly (``low`` > 0; see
+:class:`~cl_ssl.evolve.search.WeightSpace`)::
 
     class LwFSSLPlugin(SupervisedPlugin):
         Options = LwFSSLOptions
         loss_weights = {"lambda": (0.0, 2.0)}
 
+    class EWCPlugin(AvalancheEWCPlugin):
+        loss_weights = {"lambda": (1e3, 1e7, "log")}
+
 The search space of ``--strategy lwf-ssl+pnr`` is then every declared weight of every plugin
 of the run, named ``STRATEGY.KEY`` (``lwf-ssl.lambda``, ``pnr.weight``, ...). A mixture of
 SSL objectives (``--method simclr+barlow-twins``) adds each method's mixing weight,
 ``METHOD.weight`` in [0, 1] (set with ``--method-opt``), and ``--weight NAME=LOW:HIGH``
-overrides a range or adds an option a plugin does not declare.
+(``NAME=LOW:HIGH:log`` for a log range) overrides a range or adds an option a plugin does
+not declare.
 
 Example:
     >>> weight_space("lwf-ssl+replay").ranges
@@ -26,12 +32,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from cl_ssl.evolve.search import WeightSpace
+from cl_ssl.evolve.search import LOG, Bounds, WeightSpace
 
 
 def weight_space(
     spec: str,
-    overrides: Mapping[str, tuple[float, float]] | None = None,
+    overrides: Mapping[str, Bounds] | None = None,
     method: str = "simclr",
 ) -> WeightSpace:
     """The weights of the one run ``spec`` (``a+b``) with ``method``, as declared or overridden."""
@@ -47,10 +53,10 @@ def weight_space(
             "strategy or one composition (e.g. lwf-ssl+replay), not a comma-separated list"
         )
     (run,) = runs
-    ranges: dict[str, tuple[float, float]] = {}
+    ranges: dict[str, Bounds] = {}
     for name in run:
         for key, bounds in getattr(strategies.get(name), "loss_weights", {}).items():
-            ranges[f"{name}.{key}"] = (float(bounds[0]), float(bounds[1]))
+            ranges[f"{name}.{key}"] = tuple(bounds)  # type: ignore[assignment]
     mixed = mixture_names(method)
     if len(mixed) > 1:
         for name in mixed:
@@ -73,18 +79,27 @@ def weight_space(
     return WeightSpace(ranges)
 
 
-def parse_weight_flags(flags: list[str]) -> dict[str, tuple[float, float]]:
-    """``["lwf-ssl.lambda=0:3"]`` -> ``{"lwf-ssl.lambda": (0.0, 3.0)}``."""
-    parsed = {}
+def parse_weight_flags(flags: list[str]) -> dict[str, Bounds]:
+    """``["lwf-ssl.lambda=0:3", "ewc.lambda=1e3:1e7:log"]`` -> name -> range.
+
+    Example:
+        >>> parse_weight_flags(["lwf-ssl.lambda=0:3", "ewc.lambda=1e3:1e7:log"])
+        {'lwf-ssl.lambda': (0.0, 3.0), 'ewc.lambda': (1000.0, 10000000.0, 'log')}
+    """
+    parsed: dict[str, Bounds] = {}
     for flag in flags:
         name, sep, bounds = flag.partition("=")
-        low, colon, high = bounds.partition(":")
+        parts = bounds.split(":")
         try:
-            if not (sep and colon and "." in name):
+            if not (sep and "." in name and len(parts) in (2, 3)):
                 raise ValueError
-            parsed[name] = (float(low), float(high))
+            if len(parts) == 3 and parts[2] != LOG:
+                raise ValueError
+            low, high = float(parts[0]), float(parts[1])
+            parsed[name] = (low, high, LOG) if len(parts) == 3 else (low, high)
         except ValueError:
             raise ValueError(
-                f"bad --weight '{flag}': write STRATEGY.KEY=LOW:HIGH, e.g. lwf-ssl.lambda=0:3"
+                f"bad --weight '{flag}': write STRATEGY.KEY=LOW:HIGH or LOW:HIGH:log, e.g. "
+                "lwf-ssl.lambda=0:3 or ewc.lambda=1e3:1e7:log"
             ) from None
     return parsed

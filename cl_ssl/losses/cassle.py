@@ -5,12 +5,15 @@ and the SSL objective itself compares the prediction p = g(z_s) with the teacher
 predictor is what keeps the student plastic: it only has to make the old space
 *predictable* from the new one, not equal to it.
 
-Two forms, both on ``[B, V, D]`` tensors (B images, V views):
+Each method declares its term (``SSLMethod.distillation_loss`` in ``cl_ssl.methods``: the
+reference code's form and coefficient, in the method's loss units). Two general forms live
+here, both on ``[B, V, D]`` tensors (B images, V views):
 
 - :func:`contrastive_distillation`, CaSSLe's SimCLR form with its own temperature (0.2 in
-  the paper code, ``cassle/losses/simclr.py: simclr_distill_loss_func``);
-- :func:`ssl_loss_distillation`, the generic fallback for methods without a contrastive
-  form: the method's loss on the pair (p^v, z_t^v) of every view v.
+  the paper code, ``cassle/losses/simclr.py: simclr_distill_loss_func``), SimCLR's term;
+- :func:`ssl_loss_distillation`, the paper's generic recipe: the method's loss on the pair
+  (p^v, z_t^v) of every view v, averaged (``SSLMethod.distillation_loss``'s default, Barlow
+  Twins' term).
 """
 
 from __future__ import annotations

@@ -36,8 +36,10 @@ to the regularization term only (:func:`pseudo_negative_regularization`):
 The reference is the official code (github.com/csm9493/PNR): ``cassle/losses/pnr.py:
 simclr_moco_loss_func`` for the two contrastive terms, ``cassle/distillers/barlow_pnr.py``,
 ``byol_pnr.py`` and ``vicreg_pnr.py`` for the non-contrastive form (D is the negative cosine
-for Barlow Twins, BYOL's 2 - 2cos for BYOL, the invariance MSE for VICReg). The formulas are
-taken from, and tested against, that code; the paper's equation numbers are not cited.
+for Barlow Twins, BYOL's 2 - 2cos for BYOL, the invariance MSE for VICReg; each method
+declares its D with the reference's ``negative_lamb``, ``SSLMethod.pnr_negative``). The
+formulas are taken from, and tested against, that code; the paper's equation numbers are not
+cited.
 """
 
 from __future__ import annotations

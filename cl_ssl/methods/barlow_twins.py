@@ -12,8 +12,20 @@ first term makes the two views' embeddings agree, the second decorrelates their 
 Projector: three linear layers, BatchNorm and ReLU after the first two
 (:class:`~lightly.models.modules.BarlowTwinsProjectionHead`).
 
-CaSSLe's distillation is the base class's: this loss between the prediction and the
-(detached) teacher of every view, as the CaSSLe paper does for Barlow Twins.
+Distillation (CaSSLe) is the base class's: this loss between the prediction q^v = g(z^v) and
+the (detached) teacher z_t^v of every view, averaged over views, as CaSSLe's decorrelative
+distiller (``cassle/distillers/decorrelative.py``, ``distill_lamb`` 1). The reference scales
+both its SSL loss and this term by ``scale_loss`` 0.1 (``bash_files/continual/cifar/
+barlow_distill.sh``, ``distill_scale_loss`` 0.1); Lightly's loss has no scale, so the
+reference objective is this one times 0.1, term by term.
+
+PNR (``barlow_pnr.py``, ``negative_lamb`` 1.0 in ``bash_files/continual/cifar/barlow_pnr.sh``)
+pushes up the negative cosine to the teacher's other view, ``simsiam_loss_func`` averaged over
+views, unscaled; in this loss's units (:meth:`BarlowTwins.pnr_negative`)
+
+    D = 1 / 0.1 * 1.0 * 1/2 sum_v -cos(q^v, sg(z^{-,v'})),
+
+so the PNR objective is the reference's times 10.
 
 Augmentations: BYOL's colour jitter (0.4, 0.4, 0.2, 0.1), as the paper uses BYOL's
 pipeline; its asymmetric blur (p = 1 / 0.1) and solarisation (0 / 0.2) cannot be expressed
@@ -30,15 +42,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch.nn.functional as F
 from lightly.loss import BarlowTwinsLoss
 from lightly.models.modules import BarlowTwinsProjectionHead
 from torch import Tensor, nn
 
 from cl_ssl.augment import AugmentConfig
-from cl_ssl.methods.base import SSLMethod
+from cl_ssl.methods.base import SSLMethod, check_distillation_pair
 from cl_ssl.methods.byol import byol_augment_config
 from cl_ssl.methods.simsiam import check_pairs
 from cl_ssl.registry import register_method
+
+# The reference scripts' scale_loss (SSL and distillation): its losses are 0.1 times Lightly's.
+REFERENCE_SCALE_LOSS = 0.1
+PNR_NEGATIVE_LAMB = 1.0  # PNR's bash_files/continual/cifar/barlow_pnr.sh: --negative_lamb
 
 
 @dataclass(frozen=True)
@@ -79,3 +96,9 @@ class BarlowTwins(SSLMethod):
     def loss(self, projections: Tensor) -> Tensor:
         check_pairs("Barlow Twins", projections)
         return self.criterion(projections[:, 0], projections[:, 1])
+
+    def pnr_negative(self, predicted: Tensor, negatives: Tensor) -> Tensor:
+        """``barlow_pnr.py``'s negative cosine (weight 1.0) in this loss's units: times 10."""
+        check_distillation_pair(predicted, negatives)
+        cosine = F.cosine_similarity(predicted, negatives.detach(), dim=-1).mean()
+        return -PNR_NEGATIVE_LAMB * cosine / REFERENCE_SCALE_LOSS

@@ -15,8 +15,16 @@ What the protocol offers, and who calls it:
 - :meth:`SSLMethod.setup` once with the fresh model (BYOL builds its target network from
   it) and :meth:`SSLMethod.after_step` after every optimizer step (BYOL's EMA update), with the
   step within the experience and the experience's number of steps;
-- :meth:`SSLMethod.distillation_loss`: the method's own loss between a student's predicted
-  embeddings and a teacher's, used by CaSSLe (the paper: the SSL loss of the method);
+- :meth:`SSLMethod.distillation_loss`: CaSSLe's term between a student's predicted
+  embeddings and a teacher's, in the form (and with the coefficient) of the reference code
+  for this method (github.com/DonkeyShot21/cassle, ``cassle/distillers/*.py``), used by
+  CaSSLe and by PNR's regularization term;
+- :meth:`SSLMethod.pnr_negative`: PNR's pseudo-negative distance for methods without
+  negatives of their own, with the reference's ``negative_lamb`` (github.com/csm9493/PNR,
+  ``cassle/distillers/*_pnr.py``);
+- :meth:`SSLMethod.parts`: the objectives the method mixes (one, or a mixture's components
+  with their slices of the projections and weights), for strategies whose form differs per
+  method (PNR's contrastive SimCLR term);
 - state that is not a model weight (BYOL's target network) lives in the method module:
   checkpoints carry ``method.state_dict()``.
 """
@@ -25,11 +33,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cl_ssl.augment import AugmentConfig
-from cl_ssl.losses.cassle import ssl_loss_distillation
 from cl_ssl.models.ssl_model import SSLOutput
+
+
+def check_distillation_pair(predicted: Tensor, teacher: Tensor) -> None:
+    """Raise unless ``predicted`` and ``teacher`` are both ``[B, V, D]`` of one shape."""
+    if predicted.shape != teacher.shape or predicted.ndim != 3:
+        raise ValueError(
+            f"predicted and teacher must both be [B, V, D], got {tuple(predicted.shape)} and "
+            f"{tuple(teacher.shape)}"
+        )
 
 
 @dataclass(frozen=True)
@@ -67,13 +85,40 @@ class SSLMethod(nn.Module):
         """The step's SSL loss (the template's criterion); ``views`` for target networks."""
         return self.loss(output.projections)
 
-    def distillation_loss(self, predicted: Tensor, teacher: Tensor) -> Tensor:
-        """The method's loss between predicted student and teacher embeddings ``[B, V, D]``.
+    def distillation_loss(
+        self, predicted: Tensor, teacher: Tensor, temperature: float = 0.2
+    ) -> Tensor:
+        """CaSSLe's term between predicted student and teacher embeddings ``[B, V, D]``.
 
-        Default: the mean over views v of :meth:`loss` on the pair (predicted^v,
-        teacher^v), the teacher detached (Barlow Twins: their cross-correlation loss).
+        In the units of this method's :meth:`loss`, so that SSL and distillation keep the
+        reference code's ratio at distillation weight 1. Default: the mean over views v of
+        :meth:`loss` on the pair (predicted^v, sg(teacher^v)), the paper's recipe (Barlow
+        Twins: ``cassle/distillers/decorrelative.py``). ``temperature`` is for contrastive
+        forms (SimCLR's); the others ignore it.
         """
-        return ssl_loss_distillation(self.loss, predicted, teacher)
+        check_distillation_pair(predicted, teacher)
+        teacher = teacher.detach()
+        pairs = [torch.stack([predicted[:, v], teacher[:, v]], 1) for v in range(teacher.shape[1])]
+        return torch.stack([self.loss(pair) for pair in pairs]).mean()
+
+    def pnr_negative(self, predicted: Tensor, negatives: Tensor) -> Tensor:
+        """PNR's distance D(p^v, sg(z^{-,v'})) to the pseudo-negatives, to be pushed *up*.
+
+        ``negatives`` ``[B, V, D]`` are already the teacher's embeddings of the other views;
+        PNR adds ``-negative_weight * D``. The reference's ``negative_lamb`` is inside D, in
+        this method's loss units. Default: the negative cosine averaged over views, weight 1
+        (``barlow_pnr.py``: ``simsiam_loss_func``, ``negative_lamb`` 1.0).
+        """
+        check_distillation_pair(predicted, negatives)
+        return -F.cosine_similarity(predicted, negatives.detach(), dim=-1).mean()
+
+    def parts(self) -> tuple[tuple[SSLMethod, slice, float], ...]:
+        """``(method, slice of the projections' last dimension, weight)`` per objective.
+
+        A single method is one part: itself, all of it, weight 1. A mixture
+        (:class:`~cl_ssl.methods.mixture.MixedMethod`) has one part per component.
+        """
+        return ((self, slice(None), 1.0),)
 
     def setup(self, model: nn.Module) -> None:
         """Called once with the freshly built model (BYOL copies it into its target)."""

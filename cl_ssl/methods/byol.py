@@ -28,8 +28,22 @@ network in training (Lightly's example runs both in the same mode), and keep no 
 statistics (nothing would read them): the target is a deterministic function of its
 weights and the batch, and evaluating never changes it.
 
-Pairs (:meth:`BYOL.loss`) and CaSSLe's distillation (:meth:`BYOL.distillation_loss`): the
-negative cosine, as for SimSiam (:mod:`cl_ssl.methods.simsiam`).
+Pairs (:meth:`BYOL.loss`): the negative cosine, as for SimSiam (:mod:`cl_ssl.methods.simsiam`).
+
+Distillation keeps the reference code's ratio to the SSL loss. The reference (solo-learn's
+and CaSSLe's ``methods/byol.py``: ``byol_loss_func(p1, z2_momentum) + byol_loss_func(p2,
+z1_momentum)``) sums ``2 - 2cos`` over both views, L_ref = 4 L + 4; CaSSLe's predictive
+distiller (``cassle/distillers/predictive.py``, ``distill_lamb`` 1) adds
+``1/2 sum_v (2 - 2 cos(q^v, sg(z_t^v)))``. In this module's units (divided by 4),
+:meth:`BYOL.distillation_loss` is
+
+    L_distill = 1/4 * 1/2 * sum_v (2 - 2 cos(q^v, sg(z_t^v))),
+
+so L + L_distill = (L_ref + L_distill_ref) / 4 - 1 and SSL : distillation is 2 : 1 per
+cosine, as in the reference. PNR (``byol_pnr.py``, ``negative_lamb`` 0.5 in
+``bash_files/continual/cifar/byol_pnr.sh``) pushes up the same distance to the teacher's
+other view, in the same units (:meth:`BYOL.pnr_negative`):
+``1/4 * 0.5 * 1/2 sum_v (2 - 2 cos(q^v, sg(z^{-,v'})))``.
 
 Augmentations (:meth:`BYOL.augment_config`): BYOL's colour jitter (0.4, 0.4, 0.2, 0.1).
 BYOL's blur (p = 1 on one view, 0.1 on the other) and solarisation (0 / 0.2) are
@@ -60,13 +74,17 @@ from cl_ssl import distributed
 from cl_ssl.augment import AugmentConfig
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.methods.simsiam import (
+    PNR_NEGATIVE_LAMB,
     check_pairs,
-    negative_cosine_distillation,
     negative_cosine_pair,
+    predictive_loss,
     symmetric_negative_cosine,
 )
 from cl_ssl.models.ssl_model import SSLOutput
 from cl_ssl.registry import register_method
+
+# The reference loss (sum over views of 2 - 2cos) is 4 times this module's, plus 4.
+REFERENCE_SCALE = 4.0
 
 
 def byol_augment_config(image_size: int) -> AugmentConfig:
@@ -179,8 +197,15 @@ class BYOL(SSLMethod):
         targets = distributed.gather(self.target_projections(views))
         return symmetric_negative_cosine(output.predictions, targets)
 
-    def distillation_loss(self, predicted: Tensor, teacher: Tensor) -> Tensor:
-        return negative_cosine_distillation(predicted, teacher)
+    def distillation_loss(
+        self, predicted: Tensor, teacher: Tensor, temperature: float = 0.2
+    ) -> Tensor:
+        """CaSSLe's predictive term in this loss's units: ``predictive_loss / 4`` (module doc)."""
+        return predictive_loss(predicted, teacher) / REFERENCE_SCALE
+
+    def pnr_negative(self, predicted: Tensor, negatives: Tensor) -> Tensor:
+        """``byol_pnr.py``'s pseudo-negative term in this loss's units (module docstring)."""
+        return PNR_NEGATIVE_LAMB * predictive_loss(predicted, negatives) / REFERENCE_SCALE
 
     def after_step(self, model: nn.Module, step: int, total_steps: int) -> None:
         """EMA update of the target with the scheduled momentum (``step`` is 1-based)."""

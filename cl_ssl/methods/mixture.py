@@ -8,8 +8,15 @@ and every strategy see one projection ``[B, V, D_1 + ... + D_M]``. The loss is
 
 with ``z_m`` component m's slice of the projections and ``w_m`` its mixing weight
 (``--method-opt NAME.weight=W``, default 1.0; ``clssl evolve`` searches them in [0, 1]).
-Distillation through the method (CaSSLe, PNR's fallback) mixes the components' own
-distillation losses on the same slices with the same weights. The views are the first
+Strategies that distil through the method see each component's own terms on its slice,
+mixed with the same weights: CaSSLe's term (:meth:`MixedMethod.distillation_loss`)
+
+    L_distill = sum_m w_m * L_distill,m(q_m, z_t,m)
+
+(SimCLR's slice: the contrastive distillation at CaSSLe's temperature, never NT-Xent), and
+PNR's terms per component (:meth:`MixedMethod.parts`: SimCLR's slice gets the contrastive
+pseudo-negatives, the others their own ``pnr_negative``). q = g(z) is one predictor's output
+over the whole concatenation, split like the projections. The views are the first
 component's augmentations: one batch of views feeds every objective. Methods with a
 momentum target network of the whole model (BYOL) cannot be mixed: their target would
 copy every head.
@@ -24,6 +31,7 @@ Example:
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 
 import torch
@@ -145,6 +153,18 @@ class MixedMethod(SSLMethod):
             for m, z, p in zip(self.components, projections, predictions, strict=True)
         )
 
-    def distillation_loss(self, predicted: Tensor, teacher: Tensor) -> Tensor:
+    def distillation_loss(
+        self, predicted: Tensor, teacher: Tensor, temperature: float = 0.2
+    ) -> Tensor:
         pairs = zip(self.components, self._split(predicted), self._split(teacher), strict=True)
-        return self._mix(m.distillation_loss(p, t) for m, p, t in pairs)
+        return self._mix(m.distillation_loss(p, t, temperature) for m, p, t in pairs)
+
+    def parts(self) -> tuple[tuple[SSLMethod, slice, float], ...]:
+        if not self.sizes:
+            raise RuntimeError("call make_head first: the slices' widths come from it")
+        ends = list(itertools.accumulate(self.sizes))
+        starts = [0, *ends[:-1]]
+        return tuple(
+            (m, slice(a, b), w)
+            for m, a, b, w in zip(self.components, starts, ends, self.weights, strict=True)
+        )

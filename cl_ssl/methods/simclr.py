@@ -7,6 +7,12 @@ positive pair (i, j) with cosine similarity s and temperature t,
 
 averaged over all 2B anchors (Lightly's :class:`~lightly.loss.NTXentLoss`).
 
+Distillation (:meth:`SimCLR.distillation_loss`, CaSSLe) is not NT-Xent between prediction and
+teacher but CaSSLe's contrastive form at its own temperature (0.2, ``distill_temperature``),
+:func:`cl_ssl.losses.cassle.contrastive_distillation` (``cassle/distillers/contrastive.py``).
+PNR treats SimCLR by its contrastive form (``strategies/pnr.py``), not by
+:meth:`~cl_ssl.methods.base.SSLMethod.pnr_negative`.
+
 Example:
     >>> method = SimCLR()
     >>> head = method.make_head(feature_dim=128)
@@ -21,6 +27,7 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from torch import Tensor, nn
 
+from cl_ssl.losses.cassle import contrastive_distillation
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.registry import register_method
 
@@ -55,3 +62,9 @@ class SimCLR(SSLMethod):
                 f"SimCLR needs two views per image [B, 2, D], got {tuple(projections.shape)}"
             )
         return self.ntxent(projections[:, 0], projections[:, 1])
+
+    def distillation_loss(
+        self, predicted: Tensor, teacher: Tensor, temperature: float = 0.2
+    ) -> Tensor:
+        """CaSSLe's contrastive distillation at ``temperature`` (not SimCLR's own)."""
+        return contrastive_distillation(predicted, teacher, temperature)

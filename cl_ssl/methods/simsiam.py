@@ -13,9 +13,19 @@ match the other view.
 
 Pairs (:meth:`SimSiam.loss`, for strategies that apply a method's loss to two given rows
 ``[B, 2, D]``): ``D(x_0, sg(x_1))``; its value is symmetric, the gradient reaches the first
-row only. :meth:`SimSiam.distillation_loss` (CaSSLe): the negative cosine between predicted
-and (detached) teacher embeddings, averaged over views, as the CaSSLe paper prescribes for
-SimSiam and BYOL.
+row only.
+
+Distillation (:meth:`SimSiam.distillation_loss`, CaSSLe) is the reference code's, in value:
+CaSSLe's SimSiam loss is this one (``cassle/methods/simsiam.py``: ``simsiam_loss_func(p1, z2)
+/ 2 + simsiam_loss_func(p2, z1) / 2``) and its predictive distiller
+(``cassle/distillers/predictive.py``, the one for predictor methods; the code has no SimSiam
+script) adds, with ``distill_lamb`` 1,
+
+    L_distill = 1/2 * sum_v (2 - 2 cos(q^v, sg(z_t^v))),   q = g(z),
+
+so SSL : distillation is 1 : 2 per cosine. PNR's pseudo-negative term
+(:meth:`SimSiam.pnr_negative`): the paper code has no SimSiam variant; it gets BYOL's
+(``byol_pnr.py``), ``0.5 * 1/2 sum_v (2 - 2 cos(q^v, sg(z^{-,v'})))``.
 
 Augmentations (:meth:`SimSiam.augment_config`): the paper's (MoCo v2's) colour jitter
 (0.4, 0.4, 0.4, 0.1) and crop scale (0.2, 1); blur only above 64 px, as for SimCLR.
@@ -30,16 +40,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+import torch.nn.functional as F
 from lightly.loss import NegativeCosineSimilarity
 from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
 from torch import Tensor, nn
 
 from cl_ssl.augment import AugmentConfig
-from cl_ssl.methods.base import SSLMethod
+from cl_ssl.methods.base import SSLMethod, check_distillation_pair
 from cl_ssl.models.ssl_model import SSLOutput
 from cl_ssl.registry import register_method
 
 NEGATIVE_COSINE = NegativeCosineSimilarity(dim=-1)
+# PNR's byol_pnr.py weight of its pseudo-negative term (bash_files/continual/cifar/byol_pnr.sh).
+PNR_NEGATIVE_LAMB = 0.5
 
 
 def check_pairs(name: str, tensor: Tensor, what: str = "projections") -> None:
@@ -64,15 +77,20 @@ def negative_cosine_pair(pair: Tensor) -> Tensor:
     return NEGATIVE_COSINE(pair[:, 0], pair[:, 1].detach())
 
 
-def negative_cosine_distillation(predicted: Tensor, teacher: Tensor) -> Tensor:
-    """Mean over views v of ``D(predicted^v, sg(teacher^v))``, both ``[B, V, D]``."""
-    if predicted.shape != teacher.shape or predicted.ndim != 3:
-        raise ValueError(
-            f"predicted and teacher must both be [B, V, D], got {tuple(predicted.shape)} and "
-            f"{tuple(teacher.shape)}"
-        )
-    # Every view has B rows, so the mean over all B*V rows is the mean of the per-view means.
-    return NEGATIVE_COSINE(predicted, teacher.detach())
+def predictive_loss(predicted: Tensor, target: Tensor) -> Tensor:
+    """``2 - 2 mean cos(predicted, sg(target))`` over all rows of ``[B, V, D]`` tensors.
+
+    The reference code's ``byol_loss_func`` (``cassle/losses/byol.py``); with the same number
+    of rows per view, the mean over rows is the mean over views of the per-view losses, as
+    the reference's ``(byol_loss_func(p1, z1) + byol_loss_func(p2, z2)) / 2``.
+
+    Example:
+        >>> z = torch.randn(8, 2, 16)
+        >>> round(float(predictive_loss(-z, z)), 4)  # opposite directions: the maximum
+        4.0
+    """
+    check_distillation_pair(predicted, target)
+    return 2 - 2 * F.cosine_similarity(predicted, target.detach(), dim=-1).mean()
 
 
 @dataclass(frozen=True)
@@ -130,5 +148,12 @@ class SimSiam(SSLMethod):
         check_pairs("SimSiam", output.predictions, "predictions")
         return symmetric_negative_cosine(output.predictions, output.projections)
 
-    def distillation_loss(self, predicted: Tensor, teacher: Tensor) -> Tensor:
-        return negative_cosine_distillation(predicted, teacher)
+    def distillation_loss(
+        self, predicted: Tensor, teacher: Tensor, temperature: float = 0.2
+    ) -> Tensor:
+        """CaSSLe's predictive term: ``mean_v (2 - 2 cos(p^v, sg(z_t^v)))`` (module docstring)."""
+        return predictive_loss(predicted, teacher)
+
+    def pnr_negative(self, predicted: Tensor, negatives: Tensor) -> Tensor:
+        """``0.5 * mean_v (2 - 2 cos(p^v, sg(z^{-,v'})))``: ``byol_pnr.py``'s form and weight."""
+        return PNR_NEGATIVE_LAMB * predictive_loss(predicted, negatives)

@@ -12,7 +12,19 @@ Loss on the projections z_0, z_1 ``[B, D]`` of the two views (Lightly's
 
 with the paper's lambda = 25, mu = 25, nu = 1. Projector: three linear layers, BatchNorm
 and ReLU after the first two (:class:`~lightly.models.modules.VICRegProjectionHead`).
-CaSSLe's distillation is the base class's (this loss per view, teacher detached).
+
+Distillation (:meth:`VICReg.distillation_loss`) is CaSSLe's, the invariance term only, not
+the variance and covariance terms (``cassle/distillers/predictive_mse.py``:
+``distill_lamb * (invariance_loss(p1, frozen_z1) + invariance_loss(p2, frozen_z2)) / 2``,
+``distill_lamb`` 25):
+
+    L_distill = 25 * 1/2 * sum_v MSE(q^v, sg(z_t^v)),   q = g(z).
+
+PNR (``vicreg_pnr.py``, ``negative_lamb`` 23 in ``bash_files/continual/cifar/vicreg_pnr.sh``)
+pushes up the same MSE to the teacher's other view (:meth:`VICReg.pnr_negative`):
+``23 * 1/2 * sum_v MSE(q^v, sg(z^{-,v'}))``. Both are the reference's in value, next to an
+SSL loss with the same invariance weight (25). (The SSL loss itself follows the paper code:
+CaSSLe's ``vicreg_loss_func`` sums the two views' variance hinges, mu * (v(z_0) + v(z_1)).)
 
 Augmentations: BYOL's colour jitter (0.4, 0.4, 0.2, 0.1), as the paper follows BYOL; its
 asymmetric blur and solarisation cannot be expressed by :class:`~cl_ssl.augment.AugmentConfig`
@@ -28,15 +40,30 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import torch.nn.functional as F
 from lightly.loss import VICRegLoss
 from lightly.models.modules.heads import VICRegProjectionHead
 from torch import Tensor, nn
 
 from cl_ssl.augment import AugmentConfig
-from cl_ssl.methods.base import SSLMethod
+from cl_ssl.methods.base import SSLMethod, check_distillation_pair
 from cl_ssl.methods.byol import byol_augment_config
 from cl_ssl.methods.simsiam import check_pairs
 from cl_ssl.registry import register_method
+
+# The reference code's weights of its distillation and pseudo-negative MSE terms.
+DISTILL_LAMB = 25.0  # cassle/distillers/predictive_mse.py, vicreg_pnr.py: --distill_lamb
+PNR_NEGATIVE_LAMB = 23.0  # PNR's bash_files/continual/cifar/vicreg_pnr.sh: --negative_lamb
+
+
+def invariance(predicted: Tensor, target: Tensor) -> Tensor:
+    """``MSE(predicted, sg(target))`` over all elements of ``[B, V, D]`` tensors.
+
+    The reference's ``invariance_loss`` (``F.mse_loss``); with equal views, the mean over
+    views of the per-view MSEs.
+    """
+    check_distillation_pair(predicted, target)
+    return F.mse_loss(predicted, target.detach())
 
 
 @dataclass(frozen=True)
@@ -90,3 +117,13 @@ class VICReg(SSLMethod):
     def loss(self, projections: Tensor) -> Tensor:
         check_pairs("VICReg", projections)
         return self.criterion(projections[:, 0], projections[:, 1])
+
+    def distillation_loss(
+        self, predicted: Tensor, teacher: Tensor, temperature: float = 0.2
+    ) -> Tensor:
+        """``25 * mean_v MSE(q^v, sg(z_t^v))``: CaSSLe's invariance-only term (module doc)."""
+        return DISTILL_LAMB * invariance(predicted, teacher)
+
+    def pnr_negative(self, predicted: Tensor, negatives: Tensor) -> Tensor:
+        """``23 * mean_v MSE(q^v, sg(z^{-,v'}))``: ``vicreg_pnr.py``'s pseudo-negative term."""
+        return PNR_NEGATIVE_LAMB * invariance(predicted, negatives)

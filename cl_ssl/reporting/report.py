@@ -5,7 +5,9 @@ run's ``config.json`` and ``results.json`` timings), so ``clssl report`` works o
 finished or stopped run. Runs are merged only when a mean over them means something: one
 run per (strategy, seed), and the same stream (name, options, split seed) and the same
 budget (training settings but the seed and device, evaluation settings but the seed, the
-evaluated split) throughout; runs of one strategy must also share its options.
+evaluated split) throughout. Runs of one strategy with different options are different
+rows, never one mean: each is labelled by the options that differ, as given on the
+command line (``lwf-ssl (mode=contrastive)`` beside ``lwf-ssl (mode=default)``).
 
 Example:
     >>> runs = load_runs([Path("runs/seed0"), Path("runs/seed1")])
@@ -61,6 +63,7 @@ class _Run:
     csv: Path
     frame: pd.DataFrame
     config: RunConfig | None
+    label: str | None = None  # the strategy's row name when variants of it are merged
 
     @property
     def directory(self) -> Path:
@@ -70,7 +73,7 @@ class _Run:
         """The (strategy, seed) pairs this run holds."""
         pairs = {(str(a), int(b)) for a, b in self.frame[["strategy", "seed"]].values}
         if self.config is not None and "seed" in self.config.train:
-            pairs.add((self.config.strategy, int(self.config.train["seed"])))
+            pairs.add((self.label or self.config.strategy, int(self.config.train["seed"])))
         return pairs
 
 
@@ -100,6 +103,7 @@ def load_runs(directories: Sequence[Path]) -> Runs:
                 raise ValueError(f"{csv} lacks columns {sorted(missing)}; expected {TIDY_COLUMNS}")
             config = load_run_config(csv.parent) if find_config_file(csv.parent) else None
             runs.append(_Run(csv, frame[TIDY_COLUMNS], config))
+    label_variants(runs)
     check_mergeable(runs)
 
     timings = []
@@ -109,7 +113,7 @@ def load_runs(directories: Sequence[Path]) -> Runs:
             payload = json.loads(results.read_text())
             timings.append(
                 {
-                    "strategy": payload["strategy"],
+                    "strategy": run.label or payload["strategy"],
                     "seed": payload["train"]["seed"],
                     "train_s": payload["train_seconds"],
                     "eval_s": payload["eval_seconds"],
@@ -161,18 +165,48 @@ def check_mergeable(runs: Sequence[_Run]) -> None:
                     f"{_describe(differences, first.directory, run.directory)}; "
                     "report them separately"
                 )
-    by_strategy: dict[str, _Run] = {}
+
+
+def label_variants(runs: Sequence[_Run]) -> None:
+    """Rename the runs of one strategy that differ in its options, in place.
+
+    Each variant's rows are labelled ``strategy (key=value, ...)`` with the options that
+    differ between the variants, as recorded (``default`` where a run did not set one), so
+    ``lwf-ssl`` relational and contrastive become two rows and never one mean.
+    """
+    by_strategy: dict[str, list[_Run]] = {}
     for run in runs:
-        reference = by_strategy.setdefault(run.config.strategy, run)
-        differences = _differences(
-            strategy_settings(reference.config), strategy_settings(run.config)
+        if run.config is not None:
+            by_strategy.setdefault(run.config.strategy, []).append(run)
+    for strategy, mine in by_strategy.items():
+        flat = [_flatten(strategy_settings(run.config)) for run in mine]
+        differing = sorted(
+            {k for f in flat for k in set(f) | set(flat[0]) if f.get(k) != flat[0].get(k)}
         )
-        if differences:
-            raise ValueError(
-                f"cannot merge runs of {run.config.strategy} with different options: "
-                f"{_describe(differences, reference.directory, run.directory)}; "
-                "report them separately"
+        if not differing:
+            continue
+        for run, settings in zip(mine, flat, strict=True):
+            shown = ", ".join(
+                f"{_short(strategy, k)}={settings.get(k, 'default')}" for k in differing
             )
+            label = f"{strategy} ({shown})"
+            run.frame = run.frame.assign(strategy=label)
+            run.label = label
+
+
+def _flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for name, value in values.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
+def _short(strategy: str, key: str) -> str:
+    """``lwf-ssl.mode`` -> ``mode`` for a single-plugin strategy; composed ones keep the owner."""
+    return key.partition(".")[2] if "+" not in strategy else key
 
 
 def stream_settings(config: RunConfig) -> dict[str, Any]:

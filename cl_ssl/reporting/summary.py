@@ -29,6 +29,7 @@ import pandas as pd
 from scipy import stats
 
 from cl_ssl.evaluation.continual import tidy_figures
+from cl_ssl.reporting import gap
 
 # Accuracy metrics in order of preference for the stability/plasticity columns.
 PRIMARY = ("all_linear", "all_knn20", "exp_linear", "exp_knn20")
@@ -97,6 +98,8 @@ def cell_values(tidy: pd.DataFrame, timings: pd.DataFrame | None) -> dict:
     found = figures_by_seed(tidy)
     measured = set(found["metric"]) if not found.empty else set()
     out: dict[str, dict[str, pd.Series]] = {}
+    primary = next((m for m in PRIMARY if m in measured), None)
+    shares = gap.gap_shares(found, primary) if primary else {}
     for strategy in dict.fromkeys(tidy["strategy"]):
         mine = found[found["strategy"] == strategy]
         cells = {}
@@ -106,6 +109,8 @@ def cell_values(tidy: pd.DataFrame, timings: pd.DataFrame | None) -> dict:
             if figure == "final_union":  # runs without union rows: the mean over the splits
                 values = values.fillna(rows["final"])
             cells[title] = values.dropna()
+        if shares:  # naive and joint both ran: the share of their gap, paired per seed
+            cells[gap.TITLE] = shares.get(strategy, pd.Series(dtype=float))
         if timings is not None and not timings.empty:
             timing = timings[timings["strategy"] == strategy]
             for title, key, _digits in TIMING:
@@ -149,6 +154,9 @@ def headline_table(
                 continue
             places = digits.get(title, 1 if "%" in title else 3)
             row[title] = _text(values, places)
+            if title == gap.TITLE and len(values) > 1:  # the share's interval is the point
+                low, high = interval(values)
+                row[title] = f"{values.mean():.2f} [{low:.2f}, {high:.2f}]"
             if position == 0 and title.startswith("final acc") and len(values) > 1:
                 low, high = interval(values)
                 row["95% CI"] = f"[{low:.3f}, {high:.3f}]"

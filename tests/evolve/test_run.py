@@ -26,8 +26,9 @@ def test_declared_weights_are_options_whose_defaults_lie_in_their_range(name):
     plugin = strategies.get(name)
     defaults = plugin.Options()
     keys = {field_key(f.name): f.name for f in fields(plugin.Options)}
-    for key, (low, high) in plugin.loss_weights.items():
+    for key, (low, high, *scale) in plugin.loss_weights.items():
         assert key in keys, f"{name}.{key} is not an --opt of {name}"
+        assert scale in ([], ["log"]) and (low > 0 if scale else True)
         assert low <= getattr(defaults, keys[key]) <= high
         middle = parse_options(plugin.Options, {key: repr((low + high) / 2)}, name)
         assert getattr(middle, keys[key]) == (low + high) / 2
@@ -59,8 +60,32 @@ def test_weight_space_of_a_composition_and_its_errors():
     with pytest.raises(ValueError, match="not in --strategy"):
         weight_space("naive", {"vicreg.weight": (0.0, 2.0)}, "simclr+barlow-twins")
     assert parse_weight_flags(["lwf-ssl.lambda=0:3"]) == {"lwf-ssl.lambda": (0.0, 3.0)}
+    assert parse_weight_flags(["ewc.lambda=1e2:1e6:log"]) == {"ewc.lambda": (1e2, 1e6, "log")}
+    with pytest.raises(ValueError, match="LOW:HIGH:log"):
+        parse_weight_flags(["ewc.lambda=1:9:exp"])
     with pytest.raises(ValueError, match="STRATEGY.KEY=LOW:HIGH"):
         parse_weight_flags(["lwf-ssl.lambda=3"])
+
+
+def test_ewc_lambda_is_searched_log_uniformly():
+    import random
+
+    space = weight_space("ewc")
+    assert space.ranges == {"ewc.lambda": (1e3, 1e7, "log")}
+    rng = random.Random(0)
+    draws = sorted(space.sample(rng)["ewc.lambda"] for _ in range(2000))
+    # Median at the geometric middle 1e5 (a linear range would put it near 5e6).
+    assert 10**4.8 < draws[len(draws) // 2] < 10**5.2
+
+
+def test_a_log_range_survives_evolve_json(tmp_path, tiny_bench):
+    from cl_ssl.evolve.run import make_settings, save_settings
+    from cl_ssl.evolve.search import EvolveConfig
+
+    bench = tiny_bench("ewc")
+    bench = replace(bench, stream_options=replace(bench.stream_options, val_fraction=0.2))
+    save_settings(make_settings(bench, [], EvolveConfig()), tmp_path)
+    assert load_settings(tmp_path).ranges == {"ewc.lambda": (1e3, 1e7, "log")}
 
 
 def test_evolve_writes_every_output_and_the_winners_command(tmp_path):

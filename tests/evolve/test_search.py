@@ -5,6 +5,8 @@ from __future__ import annotations
 import importlib.util
 import json
 import math
+import random
+import statistics
 from pathlib import Path
 
 import pytest
@@ -383,3 +385,58 @@ def test_the_heatmap_is_a_png(tmp_path: Path, rounds: int):
 def test_tensorboard_writes_an_events_file(tmp_path: Path):
     log_dir = log_tensorboard(search(rounds=3).run(), tmp_path / "tb")
     assert list(log_dir.glob("events.out.tfevents.*"))
+
+
+LOG_SPACE = WeightSpace({"ewc.lambda": (1e3, 1e7, "log")})
+
+
+def test_a_log_range_is_sampled_uniformly_in_log_space():
+    rng = random.Random(0)
+    draws = [LOG_SPACE.sample(rng)["ewc.lambda"] for _ in range(4000)]
+    # One draw: exp(U(log 1e3, log 1e7)), the same uniform a linear range would draw.
+    first = random.Random(0).uniform(math.log(1e3), math.log(1e7))
+    assert draws[0] == pytest.approx(math.exp(first), rel=1e-12)
+    assert all(1e3 <= d <= 1e7 for d in draws)
+    # Each of the 4 decades holds a quarter of the draws (linear: 90% in the last one).
+    shares = [sum(10**e <= d < 10 ** (e + 1) for d in draws) / len(draws) for e in range(3, 7)]
+    assert shares == pytest.approx([0.25] * 4, abs=0.03)
+
+
+def test_a_log_range_mutates_in_log_space():
+    config = EvolveConfig(resample_prob=0.0, sigma=0.1)
+    rng = random.Random(1)
+    child, name = config.mutate({"ewc.lambda": 1e5}, LOG_SPACE, rng)
+    # The same draws by hand: the weight's index, the resample coin, then the log-space step.
+    by_hand = random.Random(1)
+    by_hand.randrange(1), by_hand.random()
+    step = by_hand.gauss(0.0, 0.1 * (math.log(1e7) - math.log(1e3)))
+    assert name == "ewc.lambda"
+    assert child[name] == pytest.approx(math.exp(math.log(1e5) + step), rel=1e-12)
+    # Steps are symmetric in log10: sd 0.1 * 4 decades, median at the parent.
+    logs = [
+        math.log10(config.mutate({"ewc.lambda": 1e5}, LOG_SPACE, rng)[0]["ewc.lambda"]) - 5
+        for _ in range(4000)
+    ]
+    assert statistics.median(logs) == pytest.approx(0.0, abs=0.03)
+    assert statistics.pstdev(logs) == pytest.approx(0.4, rel=0.05)
+    # A resample is a fresh log-uniform draw: half the draws below the geometric middle.
+    resampled = EvolveConfig(resample_prob=1.0)
+    values = [
+        resampled.mutate({"ewc.lambda": 1e3}, LOG_SPACE, rng)[0]["ewc.lambda"] for _ in range(4000)
+    ]
+    assert sum(v < 1e5 for v in values) / len(values) == pytest.approx(0.5, abs=0.03)
+
+
+def test_a_log_range_survives_a_save_and_needs_a_positive_low(tmp_path: Path):
+    space = WeightSpace({"w1": (0.0, 1.0), "ewc.lambda": (1e3, 1e7, "log")})
+    config = EvolveConfig(rounds=3, population=3, tournament=2)
+    fitness = lambda w, i: -abs(math.log10(w["ewc.lambda"]) - 4)  # noqa: E731
+    first = EvolutionarySearch(space, config, fitness)
+    first.run(state_path=tmp_path / "state.json")
+    resumed = EvolutionarySearch.resume(tmp_path / "state.json", fitness)
+    assert resumed.space == space and resumed.space.is_log("ewc.lambda")
+    assert space.position("ewc.lambda", 1e5) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="log range needs low > 0"):
+        WeightSpace({"ewc.lambda": (0.0, 1e6, "log")})
+    with pytest.raises(ValueError, match="'log'"):
+        WeightSpace({"ewc.lambda": (1.0, 1e6, "exp")})

@@ -71,8 +71,29 @@ def test_criterion_is_the_pair_loss_and_distillation_the_per_view_loss():
     z = torch.randn(8, 2, 16)
     assert torch.equal(method(SSLOutput(torch.randn(8, 2, 4), z)), method.loss(z))
     predicted, teacher = torch.randn(8, 2, 16), torch.randn(8, 2, 16)
-    per_view = [method.loss(torch.stack([predicted[:, v], teacher[:, v]], 1)) for v in (0, 1)]
+    per_view = [paper_loss(predicted[:, v], teacher[:, v], 5e-3) for v in (0, 1)]
     assert torch.allclose(method.distillation_loss(predicted, teacher), sum(per_view) / 2)
+
+
+def cosine(a, b):
+    return float(a @ b) / (float(a.norm()) * float(b.norm()))
+
+
+def test_pnr_objective_is_ten_times_the_references():
+    """PNR's barlow_pnr.py with the scripts' scale_loss 0.1: 0.1 * B(z1, z2) + 0.1 * mean_v
+    B(q^v, t^v) - 1.0 * mean_v simsiam_loss_func(q^v, t^v'), simsiam_loss_func = -cos.
+    Lightly's Barlow loss has no scale: every term here is the reference's times 10."""
+    torch.manual_seed(1)
+    method = BarlowTwins()
+    z, q, t = torch.randn(16, 2, 8), torch.randn(16, 2, 8), torch.randn(16, 2, 8)
+    swapped = t.flip(1)
+    negative_cosine = -sum(cosine(q[i, v], swapped[i, v]) for i in range(16) for v in (0, 1)) / 32
+    reference = 0.1 * paper_loss(z[:, 0], z[:, 1], 5e-3)
+    reference += 0.1 * (paper_loss(q[:, 0], t[:, 0], 5e-3) + paper_loss(q[:, 1], t[:, 1], 5e-3)) / 2
+    reference -= 1.0 * negative_cosine
+    ours = method.loss(z) + method.distillation_loss(q, t) - method.pnr_negative(q, swapped)
+    assert ours.item() == pytest.approx(10 * reference.item(), rel=1e-5)
+    assert method.pnr_negative(q, swapped).item() == pytest.approx(10 * negative_cosine, rel=1e-5)
 
 
 def test_augmentations_use_byols_colour_jitter():

@@ -13,6 +13,7 @@ from cl_ssl.bench import make_optimizer
 from cl_ssl.config import TrainConfig
 from cl_ssl.methods import build_method
 from cl_ssl.methods.byol import BYOL, BYOLOptions, momentum_at
+from cl_ssl.methods.simsiam import symmetric_negative_cosine
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.registry import backbones
 from cl_ssl.template import SSLTemplate
@@ -183,15 +184,51 @@ def test_views_and_setup_are_required():
         BYOL(SMALL).after_step(model, 1, 10)
 
 
-def test_pair_and_distillation_losses_are_the_negative_cosine():
+def byol_loss_func(p, z):
+    """The reference's loss (cassle/losses/byol.py): 2 - 2 * mean cosine."""
+    return 2 - 2 * F.cosine_similarity(p, z, dim=-1).mean()
+
+
+def test_pair_loss_is_the_negative_cosine():
     method = BYOL()
     pair = torch.randn(8, 2, 16, requires_grad=True)
     assert torch.allclose(method.loss(pair), d(pair[:, 0], pair[:, 1]))
     method.loss(pair).backward()
     assert torch.equal(pair.grad[:, 1], torch.zeros(8, 16))
-    predicted, teacher = torch.randn(8, 2, 16), torch.randn(8, 2, 16)
-    expected = (d(predicted[:, 0], teacher[:, 0]) + d(predicted[:, 1], teacher[:, 1])) / 2
-    assert torch.allclose(method.distillation_loss(predicted, teacher), expected)
+
+
+def test_distillation_keeps_the_references_two_to_one_ratio():
+    """CaSSLe's BYOL: L_ref = sum_v byol_loss_func(p^v, zt^v'), distillation (predictive.py)
+    = mean_v byol_loss_func(q^v, t^v); here both are in this loss's units, L_ref / 4 - 1."""
+    torch.manual_seed(0)
+    p, zt = torch.randn(8, 2, 16), torch.randn(8, 2, 16)
+    q, t = torch.randn(8, 2, 16), torch.randn(8, 2, 16)
+    ssl = symmetric_negative_cosine(p, zt)
+    reference_ssl = byol_loss_func(p[:, 0], zt[:, 1]) + byol_loss_func(p[:, 1], zt[:, 0])
+    reference_distill = (byol_loss_func(q[:, 0], t[:, 0]) + byol_loss_func(q[:, 1], t[:, 1])) / 2
+    distill = BYOL().distillation_loss(q, t)
+    assert distill.item() == pytest.approx(reference_distill.item() / 4, rel=1e-6)
+    total = ssl + distill
+    assert total.item() == pytest.approx((reference_ssl + reference_distill).item() / 4 - 1)
+    # Analytic: on the teacher 0; opposite 1 (4 / 4); orthogonal 1/2 (2 / 4).
+    e = torch.eye(4).view(2, 2, 4)
+    assert BYOL().distillation_loss(e, e).item() == pytest.approx(0, abs=1e-7)
+    assert BYOL().distillation_loss(-e, e).item() == pytest.approx(1)
+    assert BYOL().distillation_loss(e.roll(1, -1), e).item() == pytest.approx(0.5)
+
+
+def test_pnr_negative_is_byol_pnrs_term_in_this_loss_units():
+    """byol_pnr.py: negative_lamb (0.5) * (byol_loss_func(p1, z2) + byol_loss_func(p2, z1)) / 2,
+    divided by 4 like the rest of the objective."""
+    torch.manual_seed(1)
+    q = torch.randn(8, 2, 16, requires_grad=True)
+    negatives = torch.randn(8, 2, 16, requires_grad=True)
+    term = BYOL().pnr_negative(q, negatives)
+    per_view = [byol_loss_func(q[:, v], negatives[:, v]) for v in (0, 1)]
+    expected = 0.5 * (per_view[0] + per_view[1]) / 2
+    assert term.item() == pytest.approx(expected.item() / 4, rel=1e-6)
+    term.backward()
+    assert negatives.grad is None and q.grad.abs().sum() > 0
 
 
 def test_options_follow_the_paper_and_are_checked():

@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from avalanche.evaluation.metrics import loss_metrics
 from avalanche.training.plugins import EvaluationPlugin
 
@@ -129,13 +130,108 @@ def test_state_round_trips_through_a_fresh_method(name):
     assert torch.equal(fresh(model(views), views), method(model(views), views))
 
 
+# -- CaSSLe's and PNR's terms, from the reference code's formulas ----------------------
+# github.com/DonkeyShot21/cassle (cassle/distillers/*.py) and github.com/csm9493/PNR
+# (cassle/distillers/*_pnr.py, bash_files/continual/cifar/*.sh), per view and averaged over
+# the views, in each method's loss units: BYOL's SSL loss is the reference's / 4 (minus 1),
+# Barlow Twins' the reference's / 0.1 (its scale_loss); the others are the reference's.
+
+
+def _cos(p, t):  # [B, V, D] -> mean cosine of every row
+    return sum(
+        float(p[i, v] @ t[i, v]) / float(p[i, v].norm() * t[i, v].norm())
+        for i in range(p.shape[0])
+        for v in range(p.shape[1])
+    ) / (p.shape[0] * p.shape[1])
+
+
+def _mse(p, t):
+    return float(((p - t) ** 2).sum()) / p.numel()
+
+
+def _barlow(p, t, lamb=5e-3):  # barlow_loss_func / scale_loss, per view, averaged
+    def standardise(z):
+        return (z - z.mean(0)) / torch.sqrt(z.var(0, unbiased=False) + 1e-5)
+
+    total = 0.0
+    for v in range(p.shape[1]):
+        c = standardise(p[:, v]).T @ standardise(t[:, v]) / p.shape[0]
+        off = c - torch.diag(torch.diag(c))
+        total += float(((1 - torch.diag(c)) ** 2).sum() + lamb * (off**2).sum())
+    return total / p.shape[1]
+
+
+def _contrastive(p, t, temperature):  # simclr_distill_loss_func, symmetrised
+    p = F.normalize(p.flatten(0, 1), dim=1)
+    t = F.normalize(t.flatten(0, 1), dim=1)
+    n = p.shape[0]
+    total = 0.0
+    for a, b in ((p, t), (t, p)):
+        for i in range(n):
+            logits = [float(a[i] @ b[j]) / temperature for j in range(n)]
+            total += math.log(sum(math.exp(x) for x in logits)) - logits[i]
+    return total / (2 * n)
+
+
+REFERENCE_DISTILLATION = {
+    "simclr": _contrastive,  # contrastive.py, distill_temperature
+    "barlow-twins": lambda p, t, _: _barlow(p, t),  # decorrelative.py
+    "byol": lambda p, t, _: (2 - 2 * _cos(p, t)) / 4,  # predictive.py, byol_loss_func
+    "simsiam": lambda p, t, _: 2 - 2 * _cos(p, t),  # predictive.py
+    "vicreg": lambda p, t, _: 25 * _mse(p, t),  # predictive_mse.py, distill_lamb 25
+}
+REFERENCE_PNR_NEGATIVE = {  # negative_lamb * D(q^v, z^{-,v'})
+    "barlow-twins": lambda p, n: 1.0 * -_cos(p, n) / 0.1,  # barlow_pnr.py, simsiam_loss_func
+    "byol": lambda p, n: 0.5 * (2 - 2 * _cos(p, n)) / 4,  # byol_pnr.py
+    "simsiam": lambda p, n: 0.5 * (2 - 2 * _cos(p, n)),  # no SimSiam PNR: BYOL's
+    "vicreg": lambda p, n: 23 * _mse(p, n),  # vicreg_pnr.py
+}
+
+
+def reference_parts(name, method):
+    """(name, columns, weight) of a method, or of each component of a mixture on its head's
+    columns of the concatenated projections."""
+    if "+" not in name:
+        return [(name, slice(None), 1.0)]
+    starts = [sum(method.sizes[:i]) for i in range(len(method.sizes))]
+    return [
+        (part, slice(start, start + size), weight)
+        for part, start, size, weight in zip(
+            name.split("+"), starts, method.sizes, method.weights, strict=True
+        )
+    ]
+
+
 @pytest.mark.parametrize("name", MIXED)
-def test_distillation_loss_is_finite_and_never_reaches_the_teacher(name):
+def test_distillation_loss_is_the_references_and_never_reaches_the_teacher(name):
+    """A mixture must mix its components' own terms: SimCLR's slice falling back to NT-Xent
+    (or ignoring the distillation temperature) fails here."""
     model, method = small_model(name)
     width = model(torch.randn(2, 2, 3, 8, 8)).projections.shape[-1]
+    torch.manual_seed(1)
     predicted = torch.randn(8, 2, width, requires_grad=True)
     teacher = torch.randn(8, 2, width, requires_grad=True)
-    term = method.distillation_loss(predicted, teacher)
+    p, t = predicted.detach(), teacher.detach()
+    for temperature in (0.2, 0.5):
+        term = method.distillation_loss(predicted, teacher, temperature)
+        expected = sum(
+            weight * REFERENCE_DISTILLATION[part](p[..., s], t[..., s], temperature)
+            for part, s, weight in reference_parts(name, method)
+        )
+        assert term.item() == pytest.approx(expected, rel=1e-5)
     term.backward()
     assert term.ndim == 0 and torch.isfinite(term)
     assert predicted.grad is not None and teacher.grad is None
+
+
+@pytest.mark.parametrize("name", [n for n in METHODS if n != "simclr"])
+def test_pnr_negative_is_the_references_and_never_reaches_the_teacher(name):
+    method = build_method(name)
+    torch.manual_seed(2)
+    predicted = torch.randn(8, 2, 6, requires_grad=True)
+    negatives = torch.randn(8, 2, 6, requires_grad=True)
+    term = method.pnr_negative(predicted, negatives)
+    expected = REFERENCE_PNR_NEGATIVE[name](predicted.detach(), negatives.detach())
+    assert term.item() == pytest.approx(expected, rel=1e-5)
+    term.backward()
+    assert predicted.grad is not None and negatives.grad is None

@@ -4,6 +4,7 @@ import pytest
 import torch
 from lightly.loss import BarlowTwinsLoss, NegativeCosineSimilarity, NTXentLoss
 
+from cl_ssl.losses.cassle import contrastive_distillation
 from cl_ssl.methods import build_method
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.registry import backbones
@@ -60,13 +61,38 @@ def test_a_predictor_method_gets_its_own_slice_and_prediction():
     assert method(out, views).item() == pytest.approx((vicreg + simsiam).item(), rel=1e-6)
 
 
+def barlow_per_view(p, t):
+    """CaSSLe's decorrelative term in Lightly's units: the Barlow loss per view, averaged."""
+    loss = BarlowTwinsLoss(lambda_param=5e-3)
+    return (loss(p[:, 0], t[:, 0]) + loss(p[:, 1], t[:, 1])) / 2
+
+
 def test_distillation_mixes_each_methods_own_distillation():
+    """SimCLR's slice gets CaSSLe's contrastive term at the distillation temperature, never
+    NT-Xent between prediction and teacher; Barlow's its per-view loss; mixed by weight."""
     _, method = mixed("simclr+barlow-twins", simclr="0.5")
+    torch.manual_seed(1)
     predicted, teacher = torch.randn(8, 2, 152), torch.randn(8, 2, 152)
-    simclr, barlow = method.components
-    expected = 0.5 * simclr.distillation_loss(predicted[..., :128], teacher[..., :128])
-    expected = expected + barlow.distillation_loss(predicted[..., 128:], teacher[..., 128:])
-    assert method.distillation_loss(predicted, teacher).item() == pytest.approx(expected.item())
+    for temperature in (0.2, 0.1):
+        expected = 0.5 * contrastive_distillation(
+            predicted[..., :128], teacher[..., :128], temperature
+        ) + barlow_per_view(predicted[..., 128:], teacher[..., 128:])
+        got = method.distillation_loss(predicted, teacher, temperature)
+        assert got.item() == pytest.approx(expected.item(), rel=1e-6)
+    ntxent = NTXentLoss(temperature=0.5)
+    fallback = 0.5 * sum(
+        ntxent(predicted[:, v, :128], teacher[:, v, :128]) for v in (0, 1)
+    ) / 2 + barlow_per_view(predicted[..., 128:], teacher[..., 128:])
+    assert abs(method.distillation_loss(predicted, teacher).item() - fallback.item()) > 1e-3
+
+
+def test_parts_are_the_components_slices_and_weights():
+    _, method = mixed("vicreg+simsiam", simsiam="0.25")
+    vicreg, simsiam = method.components
+    assert method.parts() == ((vicreg, slice(0, 20), 1.0), (simsiam, slice(20, 36), 0.25))
+    assert vicreg.parts() == ((vicreg, slice(None), 1.0),)
+    with pytest.raises(RuntimeError, match="make_head"):
+        build_method("simclr+vicreg").parts()
 
 
 @pytest.mark.parametrize(

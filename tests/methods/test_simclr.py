@@ -53,3 +53,34 @@ def test_head_sizes_follow_the_paper():
 def test_one_view_is_rejected():
     with pytest.raises(ValueError, match="two views"):
         SimCLR().loss(torch.randn(4, 1, 8))
+
+
+def cassle_contrastive(p, z, temperature):
+    """CaSSLe's simclr_distill_loss_func, symmetrised (contrastive.py), row by row: each
+    prediction picks its own teacher row among all 2B, and each teacher row its prediction."""
+    p = F.normalize(p.flatten(0, 1), dim=1)
+    z = F.normalize(z.flatten(0, 1), dim=1)
+    n = p.shape[0]
+    forward = backward = 0.0
+    for a in range(n):
+        logits = [float(p[a] @ z[b]) / temperature for b in range(n)]
+        forward += math.log(sum(math.exp(x) for x in logits)) - logits[a]
+        logits = [float(z[a] @ p[b]) / temperature for b in range(n)]
+        backward += math.log(sum(math.exp(x) for x in logits)) - logits[a]
+    return (forward + backward) / (2 * n)
+
+
+def test_distillation_is_cassles_contrastive_form_at_its_own_temperature():
+    torch.manual_seed(1)
+    predicted = torch.randn(4, 2, 8, requires_grad=True)
+    teacher = torch.randn(4, 2, 8, requires_grad=True)
+    method = SimCLR()  # its own temperature 0.5 plays no part
+    for temperature in (0.2, 0.1):
+        term = method.distillation_loss(predicted, teacher, temperature)
+        expected = cassle_contrastive(predicted.detach(), teacher.detach(), temperature)
+        assert term.item() == pytest.approx(expected, rel=1e-5)
+    assert method.distillation_loss(predicted, teacher).item() == pytest.approx(
+        cassle_contrastive(predicted.detach(), teacher.detach(), 0.2), rel=1e-5
+    )
+    method.distillation_loss(predicted, teacher).backward()
+    assert teacher.grad is None and predicted.grad.abs().sum() > 0

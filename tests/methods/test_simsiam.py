@@ -56,17 +56,47 @@ def test_pair_loss_stops_the_gradient_of_the_second_row():
     assert torch.equal(pair.grad[:, 1], torch.zeros(8, 16))
 
 
-def test_distillation_is_the_negative_cosine_averaged_over_views():
+def predictive(p, z):
+    """The reference's byol_loss_func (CaSSLe's predictive distiller): 2 - 2 * mean cosine."""
+    return 2 - 2 * F.cosine_similarity(p, z, dim=-1).mean()
+
+
+def test_distillation_is_cassles_predictive_term_averaged_over_views():
     torch.manual_seed(0)
     predicted = torch.randn(8, 3, 16, requires_grad=True)
     teacher = torch.randn(8, 3, 16, requires_grad=True)
     term = SimSiam().distillation_loss(predicted, teacher)
-    per_view = torch.stack([d(predicted[:, v], teacher[:, v]) for v in range(3)])
+    per_view = torch.stack([predictive(predicted[:, v], teacher[:, v]) for v in range(3)])
     assert torch.allclose(term, per_view.mean())
     term.backward()
     assert teacher.grad is None
     with pytest.raises(ValueError, match=r"\[B, V, D\]"):
         SimSiam().distillation_loss(predicted, teacher[:, :2])
+    # Analytic: orthogonal predictions cost 2, opposite ones 4.
+    e = torch.eye(4).view(2, 2, 4)
+    assert SimSiam().distillation_loss(e.roll(1, -1), e).item() == pytest.approx(2)
+    assert SimSiam().distillation_loss(-e, e).item() == pytest.approx(4)
+
+
+def test_ssl_and_distillation_are_the_references_in_value():
+    """CaSSLe's SimSiam: simsiam_loss_func(p1, z2) / 2 + simsiam_loss_func(p2, z1) / 2, plus
+    the predictive distiller's (byol_loss_func(q1, t1) + byol_loss_func(q2, t2)) / 2 at
+    distill_lamb 1: SSL : distillation is 1 : 2 per cosine."""
+    torch.manual_seed(1)
+    z, p = torch.randn(8, 2, 16), torch.randn(8, 2, 16)
+    q, t = torch.randn(8, 2, 16), torch.randn(8, 2, 16)
+    method = SimSiam()
+    ours = method(SSLOutput(torch.randn(8, 2, 4), z, p)) + method.distillation_loss(q, t)
+    reference = d(p[:, 0], z[:, 1]) / 2 + d(p[:, 1], z[:, 0]) / 2
+    reference = reference + (predictive(q[:, 0], t[:, 0]) + predictive(q[:, 1], t[:, 1])) / 2
+    assert ours.item() == pytest.approx(reference.item(), rel=1e-6)
+
+
+def test_pnr_negative_is_byol_pnrs_predictive_term():
+    torch.manual_seed(2)
+    q, negatives = torch.randn(8, 2, 16), torch.randn(8, 2, 16)
+    expected = 0.5 * (predictive(q[:, 0], negatives[:, 0]) + predictive(q[:, 1], negatives[:, 1]))
+    assert SimSiam().pnr_negative(q, negatives).item() == pytest.approx(expected.item() / 2)
 
 
 def test_heads_follow_the_paper():

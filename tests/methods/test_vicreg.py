@@ -76,3 +76,30 @@ def test_augmentations_use_byols_colour_jitter():
 def test_one_view_is_rejected():
     with pytest.raises(ValueError, match="two views"):
         VICReg().loss(torch.randn(4, 3, 8))
+
+
+def test_distillation_is_cassles_invariance_term_only():
+    """predictive_mse.py: distill_lamb (25) * (invariance_loss(p1, z1) + invariance_loss(p2,
+    z2)) / 2, invariance_loss = F.mse_loss; no variance or covariance term."""
+    torch.manual_seed(1)
+    predicted = torch.randn(8, 2, 6, requires_grad=True)
+    teacher = torch.randn(8, 2, 6, requires_grad=True)
+    term = VICReg().distillation_loss(predicted, teacher)
+    per_view = [float(((predicted[:, v] - teacher[:, v]) ** 2).mean().detach()) for v in (0, 1)]
+    assert term.item() == pytest.approx(25 * sum(per_view) / 2, rel=1e-6)
+    term.backward()
+    assert teacher.grad is None and predicted.grad.abs().sum() > 0
+    # Analytic: a shift by 0.1 in every coordinate costs 25 * 0.01; collapse costs nothing more.
+    z = torch.randn(8, 2, 6)
+    assert VICReg().distillation_loss(z + 0.1, z).item() == pytest.approx(0.25, rel=1e-4)
+    assert VICReg().distillation_loss(z, z).item() == 0
+    constant = torch.ones(8, 2, 6)
+    assert VICReg().distillation_loss(constant, constant).item() == 0  # no variance hinge
+
+
+def test_pnr_negative_is_vicreg_pnrs_mse_with_negative_lamb_23():
+    torch.manual_seed(2)
+    q, negatives = torch.randn(8, 2, 6), torch.randn(8, 2, 6)
+    per_view = [float(((q[:, v] - negatives[:, v]) ** 2).mean()) for v in (0, 1)]
+    expected = 23 * sum(per_view) / 2
+    assert VICReg().pnr_negative(q, negatives).item() == pytest.approx(expected, rel=1e-6)

@@ -173,18 +173,22 @@ def test_runs_of_different_budgets_are_refused(tmp_path):
         load_runs([tmp_path / "a", tmp_path / "c"])
 
 
-def test_runs_of_one_strategy_with_different_options_are_refused(tmp_path):
-    a = write_run(tmp_path / "a", strategy="lwf-ssl", seed=0)
-    b = write_run(tmp_path / "b", strategy="lwf-ssl", seed=1)
+def test_runs_of_one_strategy_with_different_options_are_rows_of_their_own(tmp_path):
+    write_run(tmp_path / "a", strategy="lwf-ssl", seed=0)
+    b = write_run(tmp_path / "b", strategy="lwf-ssl", seed=0)  # same seed, other options
     payload = json.loads((b / "config.json").read_text())
     payload["strategy_options"] = {"lwf-ssl": {"lambda": "10"}, "replay": {"memory": "50"}}
     (b / "config.json").write_text(json.dumps(payload))
-    with pytest.raises(ValueError) as error:
-        load_runs([tmp_path / "a", tmp_path / "b"])
-    assert str(error.value).startswith(
-        f"cannot merge runs of lwf-ssl with different options: lwf-ssl.lambda unknown ({a}) "
-        f"vs 10 ({b})"
-    )
+    runs = load_runs([tmp_path / "a", tmp_path / "b"])
+    assert sorted(runs.tidy.strategy.unique()) == [
+        "lwf-ssl (lambda=10)",
+        "lwf-ssl (lambda=default)",
+    ]
+    table = headline_table(runs.tidy).set_index("strategy")
+    assert list(table["seeds"]) == [1, 1]  # two variants, never one mean over them
+    write_run(tmp_path / "c", strategy="lwf-ssl", seed=0)  # a second default run of seed 0
+    with pytest.raises(ValueError, match="duplicate runs of lwf-ssl \\(lambda=default\\) seed 0"):
+        load_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
 
 
 def test_an_old_results_json_is_read_and_compared_with_what_it_records(tmp_path):

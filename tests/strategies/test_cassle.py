@@ -89,10 +89,13 @@ def test_predictor_is_trained_by_the_main_optimizer_once(tiny_stream, make_templ
     # In exactly once after two more experiences' update_optimizer calls ...
     assert all(ids.count(id(p)) == 1 for p in predictor)
     assert len(ids) == len(set(ids)) == len(list(strategy.model.parameters())) + len(predictor)
-    # ... in one group with the model's settings, and stepped (it has optimizer state).
-    (group,) = [g for g in optimizer.param_groups if any(p is predictor[0] for p in g["params"])]
-    assert group is not optimizer.param_groups[0]
-    assert {id(p) for p in group["params"]} == {id(p) for p in predictor}
+    # ... in groups of its own with the model's settings, and stepped (it has optimizer state).
+    mine = [
+        g for g in optimizer.param_groups if any(p is q for q in predictor for p in g["params"])
+    ]
+    assert all(g is not optimizer.param_groups[0] for g in mine)
+    assert {id(p) for g in mine for p in g["params"]} == {id(p) for p in predictor}
+    (group,) = [g for g in mine if any(p is predictor[0] for p in g["params"])]
     for key in ("lr", "weight_decay", "betas", "eps"):
         assert group[key] == optimizer.param_groups[0][key], key
     assert all(optimizer.state[p] and optimizer.state[p]["step"] > 0 for p in predictor)

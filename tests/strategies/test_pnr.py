@@ -17,8 +17,12 @@ from cl_ssl.augment import AugmentConfig, make_augment
 from cl_ssl.bench import build_model, make_optimizer, run_bench
 from cl_ssl.config import TrainConfig
 from cl_ssl.losses.cassle import predict_views
+from cl_ssl.losses.pnr import pnr_contrastive_regularization, pnr_ssl_excess
+from cl_ssl.methods import build_method
 from cl_ssl.methods.base import SSLMethod
+from cl_ssl.methods.byol import BYOL, BYOLOptions
 from cl_ssl.methods.simclr import SimCLR, SimCLROptions
+from cl_ssl.methods.vicreg import VICReg, VICRegOptions
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.registry import backbones, methods
 from cl_ssl.state import capture, restore
@@ -35,7 +39,7 @@ class SquaredErrorMethod(SSLMethod):
     def loss(self, projections):
         return -F.cosine_similarity(projections[:, 0], projections[:, 1], dim=-1).mean()
 
-    def distillation_loss(self, predicted, teacher):
+    def distillation_loss(self, predicted, teacher, temperature=0.2):
         return ((predicted - teacher.detach()) ** 2).sum(-1).mean()
 
 
@@ -146,15 +150,16 @@ def paper_contrastive_total(z, z_prev, p, ssl_temperature, temperature, weight):
 
 def paper_non_contrastive_extra(p, z_prev, weight, negative_weight, negative):
     """weight * D_distill(p^v, z^{-,v}) - negative_weight * D(p^v, z^{-,v'}), the toy's D_distill
-    a squared error, D the negative cosine (``cosine``), the mean squared error (``mse``) or
-    the toy's squared error (``method``)."""
+    a squared error, D the negative cosine (``cosine``, and ``auto``: the toy keeps
+    SSLMethod's default pnr_negative), the mean squared error (``mse``) or the toy's squared
+    error (``method``)."""
     batch, views = p.shape[:2]
     count = batch * views
     distill = sum(
         float(((p[i, v] - z_prev[i, v]) ** 2).sum()) for i in range(batch) for v in (0, 1)
     )
     pairs = [(p[i, v], z_prev[i, 1 - v]) for i in range(batch) for v in (0, 1)]
-    if negative == "cosine":
+    if negative in ("cosine", "auto"):
         distance = -sum(_cos(a, b) for a, b in pairs) / count
     elif negative == "mse":
         distance = sum(float(((a - b) ** 2).mean()) for a, b in pairs) / count
@@ -239,6 +244,61 @@ def test_every_registered_non_contrastive_method_trains_with_pnr(name, tiny_stre
     assert all(set(s) == {"ssl"} for s in spy.steps[:4])  # experience 0: naive
     assert set(spy.steps[-1]) == {"ssl", "pnr_reg", "pnr_negative"}
     assert all(math.isfinite(v) for s in spy.steps for v in s.values())
+
+
+def _cos(a, b):
+    return F.cosine_similarity(a, b, dim=-1).mean().item()
+
+
+# The paper code's pnr_reg and pnr_negative (weight 1, negative_weight 1: ``negative=auto``),
+# from cassle/distillers/{byol,vicreg}_pnr.py and the cifar scripts' distill_lamb and
+# negative_lamb, in each method's loss units (BYOL's: the reference's / 4).
+REFERENCE_TERMS = {
+    "vicreg": lambda p, z, n: (25 * F.mse_loss(p, z).item(), -23 * F.mse_loss(p, n).item()),
+    "byol": lambda p, z, n: ((2 - 2 * _cos(p, z)) / 4, -0.5 * (2 - 2 * _cos(p, n)) / 4),
+}
+SMALL = {
+    "vicreg": lambda: VICReg(VICRegOptions(hidden_dim=32, output_dim=16)),
+    "byol": lambda: BYOL(BYOLOptions(hidden_dim=32, output_dim=16, pred_hidden_dim=32)),
+}
+
+
+@pytest.mark.parametrize("name", list(REFERENCE_TERMS))
+def test_default_terms_are_each_methods_reference(name, tiny_stream):
+    """negative=auto: VICReg's MSE weighted 23 (not the cosine at weight 1), BYOL's 2 - 2cos
+    weighted 0.5; pnr_reg is the method's CaSSLe term (VICReg's invariance MSE x 25)."""
+    spy = PNRSpy()
+    train(build_template(tiny_stream, [spy], SMALL[name]()), tiny_stream)
+    step = spy.first_step
+    p, z_prev = step["predicted"], step["teacher"]
+    reg, negative = REFERENCE_TERMS[name](p, z_prev, z_prev.flip(1))
+    assert step["terms"]["pnr_reg"] == pytest.approx(reg, rel=1e-4)
+    assert step["terms"]["pnr_negative"] == pytest.approx(negative, rel=1e-4)
+
+
+def test_a_mixture_keeps_simclrs_pseudo_negatives_and_each_components_terms(tiny_stream):
+    """simclr+vicreg: SimCLR's slice gets the contrastive terms (pnr_ssl, its pnr_reg), the
+    VICReg slice its own, each times its mixing weight."""
+    method = build_method(
+        "simclr+vicreg",
+        {
+            "simclr": {"output-dim": "16"},
+            "vicreg": {"hidden-dim": "32", "output-dim": "8", "weight": "0.5"},
+        },
+    )
+    spy = PNRSpy()
+    train(build_template(tiny_stream, [spy], method), tiny_stream)
+    step = spy.first_step
+    z, z_prev, p = step["student"], step["teacher"], step["predicted"]
+    s, v = slice(0, 16), slice(16, 24)
+    assert set(step["terms"]) == {"ssl", "pnr_ssl", "pnr_reg", "pnr_negative"}
+    assert step["terms"]["pnr_ssl"] == pytest.approx(
+        pnr_ssl_excess(z[..., s], z_prev[..., s], 0.5).item(), rel=1e-4
+    )
+    contrastive = pnr_contrastive_regularization(p[..., s], z_prev[..., s], z[..., s], 0.2)
+    reg, negative = REFERENCE_TERMS["vicreg"](p[..., v], z_prev[..., v], z_prev[..., v].flip(1))
+    assert step["terms"]["pnr_reg"] == pytest.approx(contrastive.item() + 0.5 * reg, rel=1e-4)
+    assert step["terms"]["pnr_negative"] == pytest.approx(0.5 * negative, rel=1e-4)
 
 
 # -- lifecycle: naive on experience 0, predictor, state ---------------------------------
@@ -335,6 +395,7 @@ def test_state_round_trips_and_a_restored_run_continues_exactly(tiny_stream, mak
         (PNROptions(weight=-1), "pnr.weight"),
         (PNROptions(negative_weight=-0.1), "pnr.negative-weight"),
         (PNROptions(negative="l1"), "pnr.negative"),
+        (PNROptions(negative="none"), "'auto', 'cosine', 'mse' or 'method'"),
         (PNROptions(temperature=0), "pnr.temperature"),
         (PNROptions(hidden_dim=0), "pnr.hidden-dim"),
         (PNROptions(teacher_bn="train"), "pnr.teacher-bn"),

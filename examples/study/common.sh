@@ -1,0 +1,33 @@
+# Sourced by the study scripts (examples/study/<stream>.sh): run or finish one bench, report.
+# Every bench is one (stream, method, seed) comparison under $OUT; a script cut short is
+# rerun as it is: finished benches are read back, an interrupted one resumes from its last
+# checkpoint (`clssl bench --resume`), so nothing finished is trained twice.
+set -euo pipefail
+CLSSL=${CLSSL:-.venv/bin/clssl}
+DATA=${DATA:-../shared/data}
+OUT=${OUT:-runs/study}
+SEEDS=${SEEDS:-0 1 2}
+# Evaluation shared by every study bench: all-classes protocol, kNN-20, linear probe, k-means.
+EVAL=(--eval-protocols all --knn-k 20 --eval-max-train 2000 --no-progress)
+# SimCLR's strategy set and Barlow Twins' (the production choice of a reference team).
+SIMCLR_STRATEGIES=naive,ewc,replay,lwf-ssl,cassle,pfr,pnr,joint
+# Options of SIMCLR_STRATEGIES' bench chosen on validation splits (docs/results.md); replay's
+# buffer holds a tenth of a 5,000-image stream.
+SIMCLR_OPTS=(--opt replay.mem-size=500)
+BARLOW_STRATEGIES=naive,lwf-ssl,cassle,pnr,joint
+
+bench() {  # bench NAME ARGS...: start the bench NAME, or finish it if a call was cut short
+  local name=$1; shift
+  mkdir -p "$OUT"
+  if [ -f "$OUT/$name/bench.json" ]; then
+    "$CLSSL" bench --resume "$OUT/$name" --no-progress > "$OUT/$name.log" 2>&1
+  else
+    "$CLSSL" bench "$@" "${EVAL[@]}" --out "$OUT" --run "$name" > "$OUT/$name.log" 2>&1
+  fi
+  echo "finished $name"
+}
+
+report() {  # report NAME DIR...: one table over seeds (mean ± std, 95% intervals, gap closed)
+  local name=$1; shift
+  "$CLSSL" report "$@" --out "$OUT/$name"
+}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import types
 import typing
 from collections.abc import Mapping
@@ -20,7 +21,8 @@ def parse_options(cls: type[T], raw: Mapping[str, str], owner: str) -> T:
     """Build dataclass ``cls`` from string values, converting each to its field's type.
 
     Keys may use ``-`` or ``_`` and may drop a trailing ``_`` (``lambda`` for ``lambda_``).
-    Unknown keys and unconvertible values raise ``ValueError`` naming ``owner`` and the fix.
+    Unknown keys and unconvertible values raise ``ValueError`` naming ``owner`` and the fix;
+    a float must be finite (``inf`` or ``nan`` would only fail later, mid-training).
     """
     fields = {field_key(f.name): f for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
     hints = typing.get_type_hints(cls)
@@ -38,17 +40,24 @@ def parse_options(cls: type[T], raw: Mapping[str, str], owner: str) -> T:
 
 
 def convert(text: str, annotation: Any) -> Any:
-    """Convert ``text`` to ``annotation`` (bool, int, float, str, Literal, Optional, tuple)."""
+    """Convert ``text`` to ``annotation`` (bool, int, float, str, Literal, Optional, tuple).
+
+    Floats must be finite.
+    """
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin in (typing.Union, types.UnionType):
         if text.lower() in ("none", "null") and type(None) in args:
             return None
-        for arg in (a for a in args if a is not type(None)):
+        choices = [a for a in args if a is not type(None)]
+        errors = []
+        for arg in choices:
             try:
                 return convert(text, arg)
-            except (TypeError, ValueError):
-                continue
+            except (TypeError, ValueError) as error:
+                errors.append(error)
+        if len(choices) == 1:  # ``float | None``: the float's own reason
+            raise errors[0]
         raise ValueError(f"expected one of {args}")
     if origin is typing.Literal:
         if text not in [str(a) for a in args]:
@@ -64,7 +73,12 @@ def convert(text: str, annotation: Any) -> Any:
         if lowered in ("0", "false", "no", "off"):
             return False
         raise ValueError("expected true or false")
-    if annotation in (int, float, str):
+    if annotation is float:
+        value = float(text)
+        if not math.isfinite(value):
+            raise ValueError("expected a finite number")
+        return value
+    if annotation in (int, str):
         return annotation(text)
     raise TypeError(f"options of type {annotation} cannot be set from the command line")
 

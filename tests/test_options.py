@@ -57,3 +57,15 @@ def test_describe_lists_defaults():
 def test_describe_spells_out_literal_choices():
     types = {k: t for k, t, _ in describe(Opts)}
     assert types["mode"] == "relational|contrastive" and types["decay"] == "float | None"
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("lambda", "inf"), ("lambda", "-inf"), ("lambda", "nan"), ("lambda", "1e999"),
+     ("decay", "nan"), ("decay", "inf")],
+)  # fmt: skip
+def test_non_finite_floats_are_refused_naming_the_option(key, value):
+    with pytest.raises(ValueError) as error:
+        parse_options(Opts, {key: value}, "lwf-ssl")
+    assert str(error.value) == f"option lwf-ssl.{key}={value!r}: expected a finite number"
+    assert parse_options(Opts, {key: "1e300"}, "lwf-ssl")  # large but finite is fine

@@ -19,7 +19,7 @@ def build_method(name: str, options: Mapping[str, Mapping[str, str]] | None = No
         >>> build_method("simclr+vicreg", {"vicreg": {"weight": "0.5"}}).weights
         (1.0, 0.5)
     """
-    from cl_ssl.options import parse_options
+    from cl_ssl.options import convert, parse_options
     from cl_ssl.registry import methods
 
     options = options or {}
@@ -35,9 +35,9 @@ def build_method(name: str, options: Mapping[str, Mapping[str, str]] | None = No
         own = dict(options.get(part, {}))
         text = own.pop(MIX_WEIGHT_KEY, "1.0")
         try:
-            weights.append(float(text))
-        except ValueError:
-            raise ValueError(f"option {part}.weight={text!r}: expected a number") from None
+            weights.append(convert(text, float))
+        except ValueError as error:
+            raise ValueError(f"option {part}.weight={text!r}: {error}") from None
         built.append(cls(parse_options(cls.Options, own, part)))
     return MixedMethod(names, built, weights)
 

@@ -43,6 +43,7 @@ from cl_ssl.methods import build_method
 from cl_ssl.outputs import (
     BENCH_FILE,
     FAILURE_FILE,
+    check_run_directory,
     latest_checkpoint,
     load_finished,
     make_run_directory,
@@ -136,11 +137,15 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
                 f"{directory} has no {BENCH_FILE}: --resume needs a run directory written by "
                 "`clssl bench`"
             )
-    elif distributed.is_main():
+    elif config.run_name:
+        check_run_directory(Path(config.out) / config.run_name, config.overwrite)
+    # The stream refuses bad stream options (a missing data root, ...): before anything is
+    # created on disk, so a refused bench leaves no empty run directory behind.
+    stream = stream_factory(config.stream_options)
+    if not resume and distributed.is_main():
         directory = make_run_directory(config.out, config.run_name, config.stream, config.overwrite)
     # The name (a time stamp by default) is rank 0's; only rank 0 writes into it.
     directory = distributed.broadcast_object(None if not distributed.is_main() else directory)
-    stream = stream_factory(config.stream_options)
     named = replace(config, out=directory.parent, run_name=directory.name)
     if distributed.is_main():
         write_json(directory / BENCH_FILE, bench_config_to_dict(named))

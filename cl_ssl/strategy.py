@@ -24,7 +24,10 @@ class NoOptions:
 
 
 def parse_spec(spec: str) -> list[tuple[str, ...]]:
-    """``"naive,lwf-ssl+replay"`` -> ``[("naive",), ("lwf-ssl", "replay")]``, names checked."""
+    """``"naive,lwf-ssl+replay"`` -> ``[("naive",), ("lwf-ssl", "replay")]``, names checked.
+
+    A plugin named twice in one run, or a run named twice, is an error.
+    """
     runs = [tuple(p.strip() for p in run.split("+")) for run in spec.split(",") if run.strip()]
     if not runs:
         raise ValueError("no strategy given: pass --strategy NAME[,NAME...]")
@@ -33,6 +36,12 @@ def parse_spec(spec: str) -> list[tuple[str, ...]]:
             strategies.get(name)
         if len(set(run)) != len(run):
             raise ValueError(f"strategy '{'+'.join(run)}' repeats a plugin: name each once")
+    repeated = next((run for i, run in enumerate(runs) if run in runs[:i]), None)
+    if repeated is not None:  # both would train into one <strategy>/seed<s>/ directory
+        raise ValueError(
+            f"--strategy names '{'+'.join(repeated)}' twice: name each run once "
+            "(--seeds repeats runs over seeds)"
+        )
     return runs
 
 

@@ -47,13 +47,40 @@ runner = CliRunner()
             "error: --opt ewc.* given but 'ewc' is not in --strategy",
         ),
         (["--stream", "cifar10-split"], "error: CIFAR-10 needs --data-root"),
+        (["--stream", "cifar10-split", "--run", "named"], "error: CIFAR-10 needs --data-root"),
+        # Both would train into one naive/seed0/ (tiny, should the check be gone).
+        (
+            ["--stream", "digits-periods", "--strategy", "naive,lwf-ssl,naive", "--image-size",
+             "8", "--max-images", "40", "--batch-size", "32"],
+            "error: --strategy names 'naive' twice: name each run once",
+        ),
+        # Non-finite float options would only fail mid-training.
+        (
+            ["--stream", "cifar10-split", "--strategy", "lwf-ssl", "--opt", "lwf-ssl.lambda=inf"],
+            "error: option lwf-ssl.lambda='inf': expected a finite number",
+        ),
+        (
+            ["--stream", "cifar10-split", "--strategy", "ewc", "--opt", "ewc.decay=nan"],
+            "error: option ewc.decay='nan': expected a finite number",
+        ),
+        (
+            ["--stream", "cifar10-split", "--method-opt", "simclr.temperature=-inf"],
+            "error: option simclr.temperature='-inf': expected a finite number",
+        ),
+        (
+            ["--stream", "cifar10-split", "--method", "simclr+vicreg", "--method-opt",
+             "vicreg.weight=nan"],
+            "error: option vicreg.weight='nan': expected a finite number",
+        ),
     ],
-)
+)  # fmt: skip
 def test_bad_input_gives_one_line_error(args, message, tmp_path):
-    result = runner.invoke(app, ["bench", *args, "--out", str(tmp_path), "--no-progress"])
+    out = tmp_path / "runs"
+    result = runner.invoke(app, ["bench", *args, "--out", str(out), "--no-progress"])
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith(message), result.output
+    assert not out.exists()  # refused input leaves nothing behind, not even the run folder
 
 
 def test_bench_prints_the_loss_matrix(tmp_path):

@@ -227,10 +227,17 @@ class EvolveConfig:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise ValueError(f"{name} must be an integer, got {value!r}")
         if self.population < 2:
-            raise ValueError(f"population must be at least 2, got {self.population}")
+            raise ValueError(f"--population must be at least 2, got {self.population}")
         if not 2 <= self.tournament <= self.population:
+            fix = (
+                "pass --tournament 2 or more"
+                if self.tournament < 2
+                else f"pass a --tournament of at most {self.population} or a --population of "
+                f"at least {self.tournament}"
+            )
             raise ValueError(
-                f"tournament must be in [2, population={self.population}], got {self.tournament}"
+                f"--tournament {self.tournament} must be in [2, --population {self.population}] "
+                f"(parents are drawn from the population): {fix}"
             )
         if self.rounds < 0:
             raise ValueError(f"rounds must be >= 0, got {self.rounds}")

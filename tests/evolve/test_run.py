@@ -154,6 +154,31 @@ def test_fitness_is_never_measured_on_test_splits(tmp_path):
     assert not any(tmp_path.iterdir())  # refused before anything was written
 
 
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (
+            ["--population", "2"],  # the default --tournament 3 no longer fits
+            "error: --tournament 3 must be in [2, --population 2] (parents are drawn from the "
+            "population): pass a --tournament of at most 2 or a --population of at least 3",
+        ),
+        (
+            ["--tournament", "1"],
+            "error: --tournament 1 must be in [2, --population 6] (parents are drawn from the "
+            "population): pass --tournament 2 or more",
+        ),
+        (["--population", "1"], "error: --population must be at least 2, got 1"),
+    ],
+)
+def test_search_flags_that_do_not_fit_name_the_flag_and_the_fix(tmp_path, flags, message):
+    result = CliRunner().invoke(
+        app, ["evolve", *flags, "--strategy", "lwf-ssl", *TINY, "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [message]
+    assert not any(tmp_path.iterdir())  # refused before anything was written
+
+
 def test_an_interrupted_evolve_resumes_to_the_uninterrupted_history(tmp_path):
     runner = CliRunner()
     args = ["evolve", "--rounds", "2", "--population", "2", "--tournament", "2",

@@ -488,7 +488,9 @@ def report(
     """Merge runs and seeds into one table (mean ± std over seeds) and one set of plots.
 
     Refuses two runs of one (strategy, seed), and runs of different streams or budgets:
-    a mean over them would mix different experiments.
+    a mean over them would mix different experiments. Stopped and failed runs are listed
+    apart (``incomplete.csv``, under the table in ``report.md``), never ranked; exits 1
+    when no run finished.
     """
     from cl_ssl.reporting.plots import write_plots
     from cl_ssl.reporting.report import load_runs
@@ -498,15 +500,38 @@ def report(
         runs = load_runs(directories)
     except USER_ERRORS as error:
         fail(error)
-    table = headline_table(runs.tidy, runs.timings)
     out.mkdir(parents=True, exist_ok=True)
+    incomplete = ""
+    if not runs.incomplete.empty:
+        runs.incomplete.to_csv(out / "incomplete.csv", index=False)
+        incomplete = (
+            f"Not ranked: {len(runs.incomplete)} run(s) stopped or failed before the end of "
+            "the stream (`clssl bench --resume` on their bench directory finishes them):\n\n"
+            + runs.incomplete.to_markdown(index=False)
+        )
+    else:
+        (out / "incomplete.csv").unlink(missing_ok=True)  # of an earlier report
+    if runs.tidy.empty:
+        (out / "report.md").write_text(incomplete + "\n")
+        typer.echo(incomplete)
+        typer.secho(
+            f"error: no finished run to report: finish the runs above (report: {out})",
+            err=True,
+            fg=typer.colors.RED,
+        )
+        raise typer.Exit(1)
+    table = headline_table(runs.tidy, runs.timings)
     table.to_csv(out / "report.csv", index=False)
-    (out / "report.md").write_text(table.to_markdown(index=False) + "\n")
+    (out / "report.md").write_text(
+        "\n\n".join(filter(None, [table.to_markdown(index=False), incomplete])) + "\n"
+    )
     figures_by_seed(runs.tidy).to_csv(out / "figures.csv", index=False)
     summary_stats(runs.tidy, runs.timings).to_csv(out / "report_stats.csv", index=False)
     runs.tidy.to_csv(out / "metrics.csv", index=False)
     write_plots(runs.tidy, out)
     typer.echo(table.to_markdown(index=False))
+    if incomplete:
+        typer.echo("\n" + incomplete)
     typer.echo(f"\nreport: {out}")
 
 

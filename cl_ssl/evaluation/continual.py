@@ -151,9 +151,14 @@ def tidy_matrix(tidy: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray
 
 
 def union_final(tidy: pd.DataFrame, metric: str) -> float:
-    """``metric`` on the union of every test split after the last experience (NaN if none)."""
-    rows = tidy[(tidy["metric"] == metric) & (tidy["eval_exp"] == -1) & (tidy["train_exp"] >= 0)]
-    return float(rows.sort_values("train_exp")["value"].iloc[-1]) if len(rows) else float("nan")
+    """``metric`` on the union of every test split after the stream's last experience.
+
+    NaN when that experience was not trained (a stopped run), as the final average is:
+    the accuracy after an earlier experience is no final figure.
+    """
+    last = int(max(tidy["eval_exp"].max(), tidy["train_exp"].max()))  # as in tidy_matrix
+    rows = tidy[(tidy["metric"] == metric) & (tidy["eval_exp"] == -1) & (tidy["train_exp"] == last)]
+    return float(rows["value"].iloc[-1]) if len(rows) else float("nan")
 
 
 def tidy_figures(tidy: pd.DataFrame) -> pd.DataFrame:

@@ -1,13 +1,16 @@
 """Tables of one bench or of many runs and seeds: figures per strategy, mean ± std.
 
 Reads what :mod:`cl_ssl.bench` writes (``<strategy>/seed<s>/metrics.csv`` tidy rows, the
-run's ``config.json`` and ``results.json`` timings), so ``clssl report`` works on any
-finished or stopped run. Runs are merged only when a mean over them means something: one
-run per (strategy, seed), and the same stream (name, options, split seed) and the same
-budget (training settings but the seed and device, evaluation settings but the seed, the
-evaluated split) throughout. Runs of one strategy with different options are different
-rows, never one mean: each is labelled by the options that differ, as given on the
-command line (``lwf-ssl (mode=contrastive)`` beside ``lwf-ssl (mode=default)``).
+run's ``config.json`` and ``results.json`` timings). Only finished runs (``results.json``,
+no ``failure.json``) enter the table: a stopped or failed one is listed apart in
+:attr:`Runs.incomplete` with how far it got (``2 of 5 experiences``), never in a mean or
+the ranking, since its last row is no final figure. Runs are merged only when a mean over
+them means something: one run per (strategy, seed), and the same stream (name, options,
+split seed) and the same budget (training settings but the seed and device, evaluation
+settings but the seed, the evaluated split) throughout. Runs of one strategy with
+different options are different rows, never one mean: each is labelled by the options
+that differ, as given on the command line (``lwf-ssl (mode=contrastive)`` beside
+``lwf-ssl (mode=default)``).
 
 Example:
     >>> runs = load_runs([Path("runs/seed0"), Path("runs/seed1")])
@@ -16,15 +19,17 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from cl_ssl.outputs import FAILURE_FILE, METRICS_FILE, RESULTS_FILE
 from cl_ssl.reporting.tables import TIDY_COLUMNS
 from cl_ssl.run_config import RunConfig, find_config_file, load_run_config
 
@@ -39,6 +44,8 @@ TIMING_COLUMNS = [
     "data_wait_pct",
 ]
 
+INCOMPLETE_COLUMNS = ["strategy", "seed", "status", "progress", "path"]
+
 UNKNOWN = "unknown"
 """Value of a setting a run's files do not record."""
 
@@ -50,10 +57,18 @@ FREE_EVALUATION = ("seed",)
 
 @dataclass
 class Runs:
-    """Tidy metric rows and one timing row per (strategy, seed) of one or more runs."""
+    """Tidy metric rows and one timing row per finished (strategy, seed) run.
+
+    ``incomplete`` lists the stopped and failed runs, which are in neither: strategy, seed,
+    status (``stopped``, or ``failed (ErrorType)``), progress (``2 of 5 experiences``) and
+    path.
+    """
 
     tidy: pd.DataFrame
     timings: pd.DataFrame
+    incomplete: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame(columns=INCOMPLETE_COLUMNS)
+    )
 
 
 @dataclass
@@ -78,39 +93,46 @@ class _Run:
 
 
 def load_runs(directories: Sequence[Path]) -> Runs:
-    """Every ``metrics.csv`` (and its ``results.json``) under ``directories``.
+    """Every run (``metrics.csv``, ``results.json``, ``failure.json``) under ``directories``.
+
+    Finished runs go into the table; stopped and failed ones into ``incomplete`` only, so
+    they neither join a mean nor clash with a finished run of their (strategy, seed).
 
     Raises:
         FileNotFoundError: A directory does not exist.
-        ValueError: No run found, a malformed ``metrics.csv``, two runs of one (strategy,
-            seed), or runs of different streams, budgets or strategy options.
+        ValueError: No run found, a truncated or corrupt ``metrics.csv``, two finished runs
+            of one (strategy, seed), or finished runs of different streams, budgets or
+            strategy options.
     """
     runs: list[_Run] = []
-    found_files: set[Path] = set()
+    incomplete: list[_Run] = []
+    found_directories: set[Path] = set()
     for directory in map(Path, directories):
         if not directory.exists():
             raise FileNotFoundError(f"{directory} not found: pass bench directories under runs/")
-        found = sorted(directory.rglob("metrics.csv"))
+        found = sorted(
+            {path.parent for name in (METRICS_FILE, FAILURE_FILE) for path in directory.rglob(name)}
+        )
         if not found:
             raise ValueError(f"no metrics.csv under {directory}: is it a `clssl bench` output?")
-        for csv in found:
-            if csv.resolve() in found_files:
+        for run_directory in found:
+            if run_directory.resolve() in found_directories:
                 continue  # the same run reached twice (runs/a and runs/a/naive): read once
-            found_files.add(csv.resolve())
-            frame = pd.read_csv(csv)
-            missing = set(TIDY_COLUMNS) - set(frame.columns)
-            if missing:
-                raise ValueError(f"{csv} lacks columns {sorted(missing)}; expected {TIDY_COLUMNS}")
-            config = load_run_config(csv.parent) if find_config_file(csv.parent) else None
-            runs.append(_Run(csv, frame[TIDY_COLUMNS], config))
+            found_directories.add(run_directory.resolve())
+            csv = run_directory / METRICS_FILE
+            frame = read_metrics(csv) if csv.is_file() else pd.DataFrame(columns=TIDY_COLUMNS)
+            has_config = find_config_file(run_directory) is not None
+            config = load_run_config(run_directory) if has_config else None
+            run = _Run(csv, frame, config)
+            (runs if _finished(run) else incomplete).append(run)
     label_variants(runs)
     check_mergeable(runs)
 
     timings = []
     for run in runs:
-        results = run.csv.with_name("results.json")
+        results = run.csv.with_name(RESULTS_FILE)
         if results.is_file():
-            payload = json.loads(results.read_text())
+            payload = _read_json(results)
             timings.append(
                 {
                     "strategy": run.label or payload["strategy"],
@@ -123,10 +145,120 @@ def load_runs(directories: Sequence[Path]) -> Runs:
                     "data_wait_pct": payload.get("data_wait_pct", np.nan),
                 }
             )
+    frames = [run.frame for run in runs]
     return Runs(
-        pd.concat([run.frame for run in runs], ignore_index=True),
+        pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TIDY_COLUMNS),
         pd.DataFrame(timings, columns=TIMING_COLUMNS),
+        pd.DataFrame([_incomplete_row(run) for run in incomplete], columns=INCOMPLETE_COLUMNS),
     )
+
+
+def read_metrics(csv: Path) -> pd.DataFrame:
+    """The tidy rows of one ``metrics.csv``, checked whole.
+
+    Raises:
+        ValueError: Naming the file when it is truncated (cut mid-line) or corrupt (does
+            not parse, lacks a column, a missing or non-numeric key or value).
+    """
+
+    def corrupt(reason: str) -> ValueError:
+        return ValueError(
+            f"{csv} is truncated or corrupt: {reason}; restore the file or rerun that run"
+        )
+
+    data = csv.read_bytes()
+    if data and not data.endswith(b"\n"):  # every write ends its last row
+        raise corrupt("its last line is cut short")
+    try:
+        frame = pd.read_csv(io.BytesIO(data))
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
+        raise corrupt(f"pandas cannot parse it ({str(error).strip().splitlines()[0]})") from None
+    missing = set(TIDY_COLUMNS) - set(frame.columns)
+    if missing:
+        raise corrupt(f"it lacks columns {sorted(missing)} (expected {TIDY_COLUMNS})")
+    frame = frame[TIDY_COLUMNS].copy()
+    for column in ("strategy", "metric"):
+        if frame[column].isna().any():
+            raise corrupt(f"column {column} has empty cells")
+    for column in ("seed", "train_exp", "eval_exp"):
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().any() or (values % 1 != 0).any():
+            raise corrupt(f"column {column} has empty or non-integer cells")
+        frame[column] = values.astype(int)
+    values = pd.to_numeric(frame["value"], errors="coerce")
+    if (values.isna() & frame["value"].notna()).any():  # NaN itself is a measured value
+        raise corrupt("column value has non-numeric cells")
+    frame["value"] = values.astype(float)
+    return frame
+
+
+def _read_json(path: Path) -> dict[str, Any]:
+    try:
+        payload = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(
+            f"{path} is truncated or corrupt ({error.__class__.__name__}): restore the file "
+            "or rerun that run"
+        ) from None
+    return payload if isinstance(payload, dict) else {}
+
+
+def _finished(run: _Run) -> bool:
+    """True when the run wrote ``results.json`` and no ``failure.json`` after it.
+
+    A bare ``metrics.csv`` (neither file) counts as finished when it trained every
+    experience of the stream.
+    """
+    if (run.directory / FAILURE_FILE).is_file():
+        return False
+    if (run.directory / RESULTS_FILE).is_file():
+        return True
+    if run.config is not None:  # config.json, written when the run started
+        return False
+    trained, total = _progress(run)
+    return total is not None and trained >= total
+
+
+def _progress(run: _Run) -> tuple[int, int | None]:
+    """(experiences trained, experiences in the stream, None when unknown).
+
+    The stream's length: the experiences evaluated (the untrained model is evaluated on
+    every one before training), else what a finished run of the same bench recorded.
+    """
+    frame = run.frame
+    trained = int(frame.loc[frame["train_exp"] >= 0, "train_exp"].nunique())
+    evaluated = int(frame.loc[frame["eval_exp"] >= 0, "eval_exp"].nunique())
+    if evaluated:
+        return trained, evaluated
+    for results in sorted(run.directory.parent.parent.glob(f"*/seed*/{RESULTS_FILE}")):
+        recorded = _read_json(results).get("experiences")
+        if isinstance(recorded, int):
+            return trained, recorded
+    return trained, None
+
+
+def _incomplete_row(run: _Run) -> dict[str, Any]:
+    """The ``incomplete`` row of a stopped or failed run."""
+    failure_file = run.directory / FAILURE_FILE
+    failure = _read_json(failure_file) if failure_file.is_file() else None
+    strategy, seed = run.directory.parent.name, run.directory.name.removeprefix("seed")
+    if run.config is not None:
+        strategy, seed = run.config.strategy, run.config.train.get("seed", seed)
+    elif not run.frame.empty:
+        strategy, seed = run.frame["strategy"].iloc[0], run.frame["seed"].iloc[0]
+    if failure is not None:
+        strategy, seed = failure.get("name", strategy), failure.get("seed", seed)
+        status = f"failed ({failure['error']})" if failure.get("error") else "failed"
+    else:
+        status = "stopped"
+    trained, total = _progress(run)
+    return {
+        "strategy": str(strategy),
+        "seed": int(seed) if str(seed).isdigit() else seed,
+        "status": status,
+        "progress": f"{trained} of {'?' if total is None else total} experiences",
+        "path": str(run.directory),
+    }
 
 
 def check_mergeable(runs: Sequence[_Run]) -> None:

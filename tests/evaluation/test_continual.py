@@ -101,6 +101,13 @@ def test_union_rows_stay_out_of_the_matrix_and_give_final_union():
     table = tidy_figures(pd.DataFrame(rows)).set_index("metric")
     assert table.loc["all_linear", "final_union"] == pytest.approx(0.72)
     assert table.loc["all_linear", "final"] == pytest.approx(final_average(R))
+    # Stopped after experience 1 of 3 (the untrained model evaluated all three): no final
+    # figure, neither on the union nor on the splits, whatever was reached so far.
+    baseline = [{**row, "train_exp": -1} for row in rows if row["train_exp"] == 0]
+    stopped = pd.DataFrame([*baseline, *(row for row in rows if row["train_exp"] <= 1)])
+    table = tidy_figures(stopped).set_index("metric")
+    assert np.isnan(table.loc["all_linear", "final_union"])
+    assert np.isnan(table.loc["all_linear", "final"])
 
 
 @pytest.mark.parametrize("metric", ["all_ari", "exp_nmi"])

@@ -49,17 +49,28 @@ def write_run(
     stream: str = "digits-periods",
     options: StreamOptions = TINY,
     config_file: str | None = "config.json",
+    experiences: int = 2,
+    trained: int | None = None,
+    union: bool = False,
+    base: float = 0.5,
     **train,
 ) -> Path:
-    """``root/<strategy>/seed<s>/``: a few tidy metric rows and the run's config file."""
+    """``root/<strategy>/seed<s>/``: tidy metric rows and the run's config file.
+
+    Trained through ``trained`` (all ``experiences`` by default) of the stream's experiences;
+    a run that trained them all with a ``config_file`` finished: it has ``results.json``.
+    ``union`` adds the all-classes rows (``eval_exp`` -1); values are ``base + 0.1 *
+    train_exp + 0.01 * seed``.
+    """
     directory = root / strategy / f"seed{seed}"
     directory.mkdir(parents=True)
+    trained = experiences if trained is None else trained
     rows = [
         {"strategy": strategy, "seed": seed, "metric": "all_knn20", "train_exp": k, "eval_exp": j}
-        for k in (-1, 0, 1)
-        for j in (0, 1)
+        for k in range(-1, trained)
+        for j in range(-1 if union else 0, experiences)
     ]
-    frame = pd.DataFrame(rows).assign(value=lambda f: 0.5 + 0.1 * f.train_exp + 0.01 * seed)
+    frame = pd.DataFrame(rows).assign(value=lambda f: base + 0.1 * f.train_exp + 0.01 * seed)
     frame.to_csv(directory / "metrics.csv", index=False)
     if config_file is not None:
         payload = {
@@ -73,6 +84,10 @@ def write_run(
             "eval_split": "test",
         }
         (directory / config_file).write_text(json.dumps(payload))
+        if trained == experiences and config_file != "results.json":
+            timings = {"train_seconds": 1.0, "eval_seconds": 1.0, "images_per_second": 10.0}
+            results = {**payload, **timings, "experiences": experiences}
+            (directory / "results.json").write_text(json.dumps(results))
     return directory
 
 
@@ -92,9 +107,8 @@ def test_report_merges_seeds_into_mean_and_std(two_seeds):
     assert sorted(runs.timings["seed"]) == [0, 1]
     table = headline_table(runs.tidy, runs.timings).set_index("strategy")
     finals = []
-    metric = next(m for m in runs.tidy.metric.unique() if m.endswith("knn20"))
-    for seed in (0, 1):
-        rows = runs.tidy[(runs.tidy.seed == seed) & (runs.tidy.metric == metric)]
+    for seed in (0, 1):  # the SSL loss: 40-image kNN accuracies of two seeds may tie
+        rows = runs.tidy[(runs.tidy.seed == seed) & (runs.tidy.metric == "ssl_loss")]
         finals.append(rows[rows.train_exp == rows.train_exp.max()]["value"].mean())
     assert finals[0] != finals[1]  # two trainings, not one run counted twice
     assert table.loc["naive", "seeds"] == 2
@@ -230,3 +244,89 @@ def test_report_names_missing_columns(tmp_path):
     pd.DataFrame({"strategy": ["a"], "value": [1.0]}).to_csv(tmp_path / "x" / "metrics.csv")
     with pytest.raises(ValueError, match=r"lacks columns \['eval_exp', 'metric'"):
         load_runs([tmp_path])
+
+
+def test_stopped_and_failed_runs_are_listed_apart_and_never_ranked(tmp_path):
+    a, b, out = tmp_path / "a", tmp_path / "b", tmp_path / "report"
+    write_run(a, experiences=5, union=True)  # finished: 0.9 on the union after experience 4
+    # Stopped after 2 of 5 experiences, with a higher accuracy so far (1.0 after experience 1).
+    ewc = write_run(a, strategy="ewc", experiences=5, trained=2, union=True, base=0.9)
+    lwf = write_run(a, strategy="lwf-ssl", experiences=5, trained=1, union=True, base=0.9)
+    failure = {"name": "lwf-ssl", "seed": 0, "experience": 1, "error": "NonFiniteLoss"}
+    (lwf / "failure.json").write_text(json.dumps(failure))
+    naive1 = write_run(b, seed=1, experiences=5, trained=3, union=True, base=0.9)
+
+    result = report(a, b, out=out)
+    assert result.exit_code == 0, result.output
+    table = pd.read_csv(out / "report.csv")
+    assert list(table["strategy"]) == ["naive"] and list(table["seeds"]) == [1]
+    assert table["final acc (all-classes kNN-20)"].tolist() == [0.9]  # seed 0's alone
+    listed = pd.read_csv(out / "incomplete.csv")
+    assert listed.to_dict("records") == [
+        {"strategy": "ewc", "seed": 0, "status": "stopped", "progress": "2 of 5 experiences",
+         "path": str(ewc)},
+        {"strategy": "lwf-ssl", "seed": 0, "status": "failed (NonFiniteLoss)",
+         "progress": "1 of 5 experiences", "path": str(lwf)},
+        {"strategy": "naive", "seed": 1, "status": "stopped", "progress": "3 of 5 experiences",
+         "path": str(naive1)},
+    ]  # fmt: skip
+    assert "Not ranked: 3 run(s) stopped or failed" in result.output
+    assert "| ewc        |      0 | stopped" in result.output
+    assert "Not ranked" in (out / "report.md").read_text()
+    assert set(load_runs([a, b]).tidy["strategy"]) == {"naive"}
+
+
+def test_a_real_run_stopped_after_its_first_experience_stays_out_of_the_mean(two_seeds, tmp_path):
+    import shutil
+
+    shutil.copytree(two_seeds, tmp_path / "runs")
+    stopped = tmp_path / "runs" / "seed1" / "naive" / "seed1"
+    (stopped / "results.json").unlink()  # killed after experience 0: no results.json yet
+    rows = pd.read_csv(stopped / "metrics.csv")
+    rows[rows.train_exp <= 0].to_csv(stopped / "metrics.csv", index=False)
+    total = json.loads((two_seeds / "seed0" / "naive" / "seed0" / "results.json").read_text())
+    runs = load_runs([tmp_path / "runs" / "seed0", tmp_path / "runs" / "seed1"])
+    assert set(runs.tidy["seed"]) == {0} and list(runs.timings["seed"]) == [0]
+    assert runs.incomplete.to_dict("records") == [
+        {
+            "strategy": "naive",
+            "seed": 1,
+            "status": "stopped",
+            "progress": f"1 of {total['experiences']} experiences",
+            "path": str(stopped),
+        }
+    ]
+    assert headline_table(runs.tidy, runs.timings).set_index("strategy").loc["naive", "seeds"] == 1
+
+
+def test_report_without_a_finished_run_lists_them_and_exits_1(tmp_path):
+    stopped = write_run(tmp_path / "a", experiences=3, trained=1)
+    result = report(tmp_path / "a", out=tmp_path / "r")
+    assert result.exit_code == 1
+    assert str(stopped) in result.output and "1 of 3 experiences" in result.output
+    assert result.output.strip().splitlines()[-1].startswith("error: no finished run to report")
+    assert (tmp_path / "r" / "incomplete.csv").is_file()
+    assert not (tmp_path / "r" / "report.csv").exists()
+
+
+def _cut_mid_line(text: str) -> str:
+    return text[: text.rindex("\n", 0, len(text) - 1) + 12]  # "naive,0,all_" of the last row
+
+
+@pytest.mark.parametrize(
+    ("corrupt", "reason"),
+    [
+        (_cut_mid_line, "its last line is cut short"),
+        (lambda text: text.replace("\nnaive,0,", "\nnaive,,", 1), "column seed has empty"),
+        (lambda text: text + 'naive,0,all_knn20,"1,0,0.5\n', "pandas cannot parse it"),
+        (lambda text: text + "naive,0,all_knn20,1,0,abc\n", "column value has non-numeric"),
+        (lambda text: text.replace("eval_exp,", "", 1), "it lacks columns ['eval_exp']"),
+    ],
+)
+def test_a_truncated_or_corrupt_metrics_csv_is_one_line_naming_the_file(tmp_path, corrupt, reason):
+    csv = write_run(tmp_path / "a") / "metrics.csv"
+    csv.write_text(corrupt(csv.read_text()))
+    line = one_line_error(report(tmp_path / "a", out=tmp_path / "r"))
+    assert line.startswith(f"error: {csv} is truncated or corrupt: {reason}")
+    assert line.endswith("; restore the file or rerun that run")
+    assert not (tmp_path / "r").exists()

@@ -3,12 +3,14 @@
 # experiences, labels unique per dataset), at the CPU-tier budget chosen on validation splits
 # (docs/results.md, "Finding the budget"): 1,500 training images per experience at 16 px,
 # 30 epochs, batch 128, Adam 2e-3, small ResNet. Test splits, training seeds $SEEDS on one
-# split (--split-seed 0). SimCLR with every strategy, Barlow Twins with naive, lwf-ssl,
-# cassle, pnr and joint. Rerun it as it is to finish a cut run (examples/study/common.sh).
-#   bash examples/study/pair.sh                       # ~80 min per seed on 2 CPU cores
+# split (--split-seed 0). SimCLR with every strategy (lwf-ssl's contrastive mode as a bench
+# of its own), Barlow Twins with naive, lwf-ssl, cassle, pnr and joint ($METHODS picks).
+# Rerun it as it is to finish a cut run (examples/study/common.sh).
+#   bash examples/study/pair.sh                       # seeds one after another
 #   for s in 0 1 2; do SEEDS=$s OMP_NUM_THREADS=1 bash examples/study/pair.sh & done; wait
 #   bash examples/study/pair.sh report               # the tables, once every seed is done
 source "$(dirname "$0")/common.sh"
+METHODS=${METHODS:-simclr barlow}
 STREAM=(--stream pair --datasets "cifar10=$DATA/cifar10,fashion-mnist,digits" --image-size 16
         --max-images 1500 --epochs 30 --batch-size 128 --lr 2e-3)
 SIMCLR=(--method simclr --method-opt simclr.temperature=0.2)
@@ -16,14 +18,20 @@ BARLOW=(--method barlow-twins)
 
 if [ "${1:-run}" = report ]; then
   report pair-report-simclr "$OUT"/pair-simclr-s* "$OUT"/pair-simclr-lwfc-s*
-  report pair-report-barlow "$OUT"/pair-barlow-s*
+  if compgen -G "$OUT/pair-barlow-s*" > /dev/null; then
+    report pair-report-barlow "$OUT"/pair-barlow-s*
+  fi
   exit 0
 fi
 for seed in $SEEDS; do
-  bench "pair-simclr-s$seed" "${STREAM[@]}" "${SIMCLR[@]}" --seeds "$seed" \
-    --strategy "$SIMCLR_STRATEGIES" "${SIMCLR_OPTS[@]}"
-  bench "pair-simclr-lwfc-s$seed" "${STREAM[@]}" "${SIMCLR[@]}" --seeds "$seed" \
-    --strategy lwf-ssl --opt lwf-ssl.mode=contrastive
-  bench "pair-barlow-s$seed" "${STREAM[@]}" "${BARLOW[@]}" --seeds "$seed" \
-    --strategy "$BARLOW_STRATEGIES"
+  if [[ " $METHODS " == *" simclr "* ]]; then
+    bench "pair-simclr-s$seed" "${STREAM[@]}" "${SIMCLR[@]}" --seeds "$seed" \
+      --strategy "$SIMCLR_STRATEGIES" "${SIMCLR_OPTS[@]}"
+    bench "pair-simclr-lwfc-s$seed" "${STREAM[@]}" "${SIMCLR[@]}" --seeds "$seed" \
+      --strategy lwf-ssl --opt lwf-ssl.mode=contrastive
+  fi
+  if [[ " $METHODS " == *" barlow "* ]]; then
+    bench "pair-barlow-s$seed" "${STREAM[@]}" "${BARLOW[@]}" --seeds "$seed" \
+      --strategy "$BARLOW_STRATEGIES"
+  fi
 done

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -127,3 +128,35 @@ def write_digit_images(folder: Path, per_class: int, classes=range(10)) -> dict[
 def digit_folder(tmp_path) -> Path:
     write_digit_images(tmp_path / "digits", per_class=30)
     return tmp_path / "digits"
+
+
+def write_fake_cifar100(root: Path, per_split: dict[str, list[int]]):
+    """``root/cifar-100-python/{meta,train,test}`` in torchvision's CIFAR-100 pickle format.
+
+    Images are random uint8 rows of 3,072 bytes (channel-major 3x32x32), labels as given;
+    ``meta`` names all 100 classes. Returns the names and the images of each split.
+    """
+    folder = root / "cifar-100-python"
+    folder.mkdir()
+    names = [f"class{i:02d}" for i in range(100)]
+    with open(folder / "meta", "wb") as file:
+        pickle.dump({"fine_label_names": names, "coarse_label_names": ["c"] * 20}, file)
+    rng = np.random.default_rng(0)
+    written = {}
+    for split, labels in per_split.items():
+        images = rng.integers(0, 256, (len(labels), 3, 32, 32), dtype=np.uint8)
+        entry = {
+            "data": images.reshape(len(labels), -1),
+            "fine_labels": list(labels),
+            "coarse_labels": [label // 5 for label in labels],
+        }
+        with open(folder / split, "wb") as file:
+            pickle.dump(entry, file)
+        written[split] = images
+    return names, written
+
+
+@pytest.fixture
+def write_cifar100():
+    """:func:`write_fake_cifar100`, for tests: ``(root, {"train": [...], "test": [...]})``."""
+    return write_fake_cifar100

@@ -32,3 +32,22 @@ def test_needs_a_dataset_and_labels(tmp_path):
         split(StreamOptions())
     with pytest.raises(ValueError, match="neither a known dataset"):
         split(StreamOptions(dataset=str(tmp_path / "nope")))
+
+
+@pytest.mark.parametrize("tasks", [10, 5])
+def test_cifar100_tasks_keep_its_class_names_and_official_test_split(
+    tmp_path, write_cifar100, tasks
+):
+    classes = list(range(0, 100, 5))  # 20 of the 100 classes: 2 train, 1 test image each
+    names, images = write_cifar100(tmp_path, {"train": classes * 2, "test": classes})
+    stream = split(StreamOptions(dataset="cifar100", data_root=tmp_path, tasks=tasks))
+    groups = [set(e.train.labels.tolist()) for e in stream.experiences]
+    assert len(groups) == tasks and all(len(g) == 20 // tasks for g in groups)
+    assert sorted(c for g in groups for c in g) == classes  # disjoint, every class once
+    test_rows = {bytes(x.tobytes()) for x in images["test"]}
+    for experience, group in zip(stream.experiences, groups, strict=True):
+        assert set(experience.test.labels.tolist()) == group
+        assert len(experience.train) == 2 * len(group) and len(experience.test) == len(group)
+        assert all(bytes(x.numpy().tobytes()) in test_rows for x in experience.test.images)
+        assert set(experience.name.split("+")) == {names[c] for c in group}
+    assert stream.image_size == 32

@@ -21,8 +21,10 @@ frames of a zoom and pan differ by ~1, first and last frame of a VOD by ~8.
 
 Splits are digits-periods' own, reused, not recomputed: the same ``--split-seed`` gives the
 same test images (the 8x8 sources, not duplicated) and the same validation images under
-``--val-fraction``, so the two streams' numbers are comparable. ``--max-images`` caps source
-images as in digits-periods; a period then trains on ``F`` times as many frames.
+``--val-fraction``, so the two streams' numbers are comparable. They are carved from the
+sources before any VOD is made, so a VOD lies wholly on one side; each experience's
+``groups`` are its training frames' ``vod_ids``. ``--max-images`` caps source images as in
+digits-periods; a period then trains on ``F`` times as many frames.
 
 Example:
     >>> stream = digits_vods(StreamOptions(extra={"frames": "4"}))
@@ -150,15 +152,11 @@ def digits_vods(options: StreamOptions) -> SSLStream:
     """digits-periods with each training image as a VOD of near-duplicate consecutive frames."""
     frames = frames_per_vod(options)
     periods = digits_periods(replace(options, extra={}))
-    experiences = [
-        ExperienceData(
-            exp.name,
-            make_vods(exp.train, periods.image_size, frames, options.split_seed + k + SEED_OFFSET),
-            exp.test,
-            exp.domain,
-        )
-        for k, exp in enumerate(periods.experiences)
-    ]
+    experiences = []
+    for k, exp in enumerate(periods.experiences):
+        seed = options.split_seed + k + SEED_OFFSET
+        train = make_vods(exp.train, periods.image_size, frames, seed)
+        experiences.append(ExperienceData(exp.name, train, exp.test, exp.domain, train.vod_ids))
     # The caps, splits and validation carve are digits-periods' (done above): applying them
     # again to frames would split VODs and thin the sources twice.
     stream = make_stream(

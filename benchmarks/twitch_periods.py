@@ -5,7 +5,8 @@ by ``clssl ingest`` or ``clssl drift``). Periods are explicit (``--periods
 2020-01-01/2020-07-01,2021-07-01/2022-01-01``) or consecutive of one length from the first
 timestamp (``--period-length 6M``, the default). Each period is split 90/10 into train and
 test, deterministically by ``--seed``, by ``vod_id`` when the manifest has it so frames of
-one VOD never sit on both sides.
+one VOD never sit on both sides; ``--val-fraction`` carves the validation split out of the
+training VODs the same way (the experience's ``groups`` are the training frames' VODs).
 
 Labels for evaluation come from ``label`` or else ``category`` (a game, say); without them
 the stream reports the SSL loss only. Frames are indexed (headers checked) and decoded on
@@ -79,5 +80,10 @@ def twitch_periods(options: StreamOptions) -> SSLStream:
         train_idx, test_idx = split_indices(
             len(period), options.test_fraction, options.split_seed + position, groups
         )
-        experiences.append(ExperienceData(name, period.subset(train_idx), period.subset(test_idx)))
+        train_groups = None if groups is None else [groups[i] for i in train_idx.tolist()]
+        experiences.append(
+            ExperienceData(
+                name, period.subset(train_idx), period.subset(test_idx), groups=train_groups
+            )
+        )
     return make_stream("twitch-periods", experiences, size, options, skipped_images=skipped)

@@ -25,12 +25,29 @@ class ExperienceData:
 
     ``domain`` names the label space the labels belong to (the source dataset): class 3 of
     ``cifar10`` and class 3 of ``fashion-mnist`` are different classes for evaluation.
+    ``groups`` holds one group id per training image (the frame's VOD, say), or None when
+    images stand alone; the splits :func:`make_stream` carves out of ``train`` (test split,
+    ``--val-fraction``) keep each group on one side, so near-duplicate frames never sit on
+    both. A tensor is stored as a list of its values.
     """
 
     name: str
     train: ImageDataset
     test: ImageDataset | None = None
     domain: str = ""
+    groups: Sequence[object] | None = None
+
+    def __post_init__(self) -> None:
+        if self.groups is None:
+            return
+        if isinstance(self.groups, Tensor):
+            self.groups = self.groups.tolist()  # tensor elements hash by identity, not value
+        self.groups = list(self.groups)
+        if len(self.groups) != len(self.train):
+            raise ValueError(
+                f"experience '{self.name}': {len(self.groups)} group ids for "
+                f"{len(self.train)} training images; give one per image"
+            )
 
 
 @dataclass
@@ -112,7 +129,8 @@ def make_stream(
     by ``options.split_seed`` and the period's position; ``options.max_images`` caps each
     period. With ``options.val_fraction`` > 0 a validation split is carved out of each
     period's training images and takes the test split's place, so nothing downstream can
-    read the test images. ``skipped_images`` is what loading the sources left out
+    read the test images. Both carved splits keep each of :attr:`ExperienceData.groups`
+    (e.g. a VOD) on one side. ``skipped_images`` is what loading the sources left out
     (e.g. ``LoadedDataset.skipped``), passed on to :attr:`SSLStream.skipped_images`.
     """
     if not experiences:
@@ -122,24 +140,33 @@ def make_stream(
         if len(exp.train) == 0:
             raise ValueError(f"experience '{exp.name}' of stream '{name}' has no images")
         seed = options.split_seed + position
-        train = cap_images(exp.train, options.max_images, seed)
+        train, groups = exp.train, exp.groups
+        if options.max_images is not None and len(train) > options.max_images:
+            train, groups = _take(train, groups, cap_indices(len(train), options.max_images, seed))
         test = exp.test
         if test is None:
-            train_idx, test_idx = split_indices(len(train), options.test_fraction, seed)
-            train, test = train.subset(train_idx), train.subset(test_idx)
+            train_idx, test_idx = split_indices(len(train), options.test_fraction, seed, groups)
+            test = train.subset(test_idx)
+            train, groups = _take(train, groups, train_idx)
         else:
             cap = None if options.max_images is None else max(1, options.max_images // 9)
             test = cap_images(test, cap, seed)
         if options.val_fraction > 0:
             # A different seed from the test split's, so val never mirrors test's positions.
-            train_idx, val_idx = split_indices(len(train), options.val_fraction, seed + 7_919)
-            train, test = train.subset(train_idx), train.subset(val_idx)
+            train_idx, val_idx = split_indices(
+                len(train), options.val_fraction, seed + 7_919, groups
+            )
+            test = train.subset(val_idx)
+            train, groups = _take(train, groups, train_idx)
         if len(test) == 0:
+            size, least = f"{len(exp.train)} images", "2"
+            if exp.groups is not None:
+                size, least = f"{size} in {len(set(exp.groups))} group(s)", "2 groups (VODs)"
             raise ValueError(
                 f"experience '{exp.name}' of stream '{name}' is too small for a test split "
-                f"({len(exp.train)} images): give it at least 2"
+                f"({size}): give it at least {least}"
             )
-        ready.append(ExperienceData(exp.name, train, test, exp.domain))
+        ready.append(ExperienceData(exp.name, train, test, exp.domain, groups))
     benchmark = benchmark_from_datasets(
         train=[as_classification_dataset(e.train) for e in ready],
         test=[as_classification_dataset(e.test) for e in ready],
@@ -156,12 +183,24 @@ def make_stream(
     )
 
 
+def cap_indices(n: int, cap: int, seed: int) -> Tensor:
+    """``cap`` of ``range(n)``, a seeded random choice, in increasing order."""
+    return torch.randperm(n, generator=torch.Generator().manual_seed(seed))[:cap].sort().values
+
+
 def cap_images(dataset: ImageDataset, cap: int | None, seed: int) -> ImageDataset:
     """At most ``cap`` images of ``dataset``: a seeded random subset in the original order."""
     if cap is None or len(dataset) <= cap:
         return dataset
-    keep = torch.randperm(len(dataset), generator=torch.Generator().manual_seed(seed))[:cap]
-    return dataset.subset(keep.sort().values)
+    return dataset.subset(cap_indices(len(dataset), cap, seed))
+
+
+def _take(
+    dataset: ImageDataset, groups: list[object] | None, indices: Tensor
+) -> tuple[ImageDataset, list[object] | None]:
+    """The images at ``indices`` and their group ids (None stays None)."""
+    kept = None if groups is None else [groups[i] for i in indices.tolist()]
+    return dataset.subset(indices), kept
 
 
 def select_classes(dataset: ImageDataset, classes: Sequence[int]) -> ImageDataset:

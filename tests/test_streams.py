@@ -126,3 +126,24 @@ def test_a_stream_reports_the_images_its_sources_skipped(tmp_path):
     assert digits.skipped_images == 0
     toy = make_stream("toy", [ExperienceData("a", dataset(10))], 8, StreamOptions(), None, 3)
     assert toy.skipped_images == 3
+
+
+@pytest.mark.parametrize("val_fraction", [0.3, 0.0], ids=["val-split", "test-split"])
+def test_splits_carved_from_training_images_keep_each_group_on_one_side(val_fraction):
+    """``ExperienceData.groups`` (a VOD per frame): no group on both sides of a carved split."""
+    frames = torch.arange(120, dtype=torch.uint8).view(120, 1, 1, 1).expand(120, 1, 2, 2)
+    full = ImageTensorDataset(frames.clone(), torch.zeros(120, dtype=torch.long))
+    vods = torch.arange(120) // 8  # 15 VODs of 8 consecutive frames; pixel // 8 is the VOD
+    # With a val split the given test set is replaced; without, a test split is carved.
+    given_test = full.subset(torch.arange(4)) if val_fraction else None
+    options = StreamOptions(val_fraction=val_fraction, max_images=100)
+    experience = ExperienceData("e", full, given_test, groups=vods)
+    exp = make_stream("s", [experience], 2, options).experiences[0]
+    vod = lambda d: {int(x) // 8 for x in d.images[:, 0, 0, 0]}  # noqa: E731
+    assert vod(exp.train).isdisjoint(vod(exp.test)) and len(vod(exp.test)) >= 2
+    assert exp.groups == [int(x) // 8 for x in exp.train.images[:, 0, 0, 0]]  # still aligned
+    with pytest.raises(ValueError, match="3 group ids for 120 training images"):
+        ExperienceData("e", full, groups=[0, 1, 2])
+    one_vod = ExperienceData("e", full, groups=[0] * 120)
+    with pytest.raises(ValueError, match=r"\(120 images in 1 group\(s\)\): give it at least 2 g"):
+        make_stream("s", [one_vod], 2, StreamOptions(val_fraction=val_fraction))

@@ -148,3 +148,15 @@ def test_a_subset_of_frames_is_a_plain_dataset():
     assert type(data.subset(torch.tensor([0, 4]))) is ImageTensorDataset
     with pytest.raises(ValueError, match="do not make VODs of 4 frames"):
         VodFrames(torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.zeros(6), frames=4)
+
+
+def test_validation_split_keeps_each_vod_on_one_side():
+    """With --val-fraction no source image is both a training VOD and a validation image."""
+    stream = digits_vods(StreamOptions(split_seed=2, val_fraction=0.25, extra={"frames": "3"}))
+    assert stream.eval_split == "val"
+    for exp in stream.experiences:
+        assert exp.groups == exp.train.vod_ids.tolist()
+        sources = {bytes(x.numpy()) for x in exp.train.images[::3]}  # frame 0 of each VOD
+        val = harmonise(exp.test, 16, 1).images
+        assert len(val) and not any(bytes(x.numpy()) in sources for x in val)
+        assert len(sources) == len(exp.train) // 3  # every VOD's source once, none twice

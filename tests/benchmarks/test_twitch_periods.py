@@ -3,6 +3,7 @@ import pytest
 import torch
 from cl_ssl.benchmarks.twitch_periods import twitch_periods
 
+from cl_ssl.data.manifest import read_manifest
 from cl_ssl.streams import StreamOptions
 
 
@@ -121,3 +122,19 @@ def test_bench_trains_on_the_manifest(manifest, tmp_path):
     tidy = pd.read_csv(tmp_path / "tw" / "lwf-ssl" / "seed0" / "metrics.csv")
     assert sorted(tidy.train_exp.unique()) == [-1, 0, 1]
     assert torch.isfinite(torch.tensor(tidy.value.to_numpy())).all()
+
+
+def test_validation_split_keeps_each_vod_on_one_side(manifest):
+    """--val-fraction carves whole VODs out of the training VODs (it cut frames before)."""
+    frames = read_manifest(manifest)
+    vod_of = dict(zip(frames["path"], frames["vod_id"], strict=True))
+    stream = twitch_periods(StreamOptions(manifest=manifest, image_size=8, val_fraction=0.3))
+    assert stream.eval_split == "val"
+    for experience in stream.experiences:
+        train = {vod_of[p] for p in experience.train.paths}
+        val = {vod_of[p] for p in experience.test.paths}
+        assert train and val and train.isdisjoint(val)
+        assert len(train) + len(val) == 13  # 15 VODs of the period less the 2 test VODs
+        assert experience.groups == [vod_of[p] for p in experience.train.paths]
+        for split in (experience.train, experience.test):  # whole 10-frame VODs per side
+            assert all(c % 10 == 0 for c in split.labels.bincount().tolist())

@@ -16,11 +16,11 @@ STREAM=(--stream pair --datasets "cifar10=$DATA/cifar10,fashion-mnist,digits" --
 SIMCLR=(--method simclr --method-opt simclr.temperature=0.2)
 BARLOW=(--method barlow-twins)
 
-if [ "${1:-run}" = report ]; then
-  report pair-report-simclr "$OUT"/pair-simclr-s* "$OUT"/pair-simclr-lwfc-s*
-  if compgen -G "$OUT/pair-barlow-s*" > /dev/null; then
-    report pair-report-barlow "$OUT"/pair-barlow-s*
-  fi
+if [ "${1:-run}" = report ]; then  # what has run so far; stopped runs are listed apart
+  shopt -s nullglob
+  report pair-report-simclr "$OUT"/pair-simclr-s*/ "$OUT"/pair-simclr-lwfc-s*/
+  barlow=("$OUT"/pair-barlow-s*/)
+  if [ ${#barlow[@]} -gt 0 ]; then report pair-report-barlow "${barlow[@]}"; fi
   exit 0
 fi
 for seed in $SEEDS; do

@@ -10,8 +10,7 @@ one training seed s (the ranking key of the summary),
 (every strategy of a seed sees the same data order and views, so the pairing removes the
 seed's shared noise) and summarised like any other cell: mean ± std and a 95% Student-t
 interval over the seeds. It is only defined where the gap is: a seed whose joint is not
-above naive gives no share (NaN), and :func:`gap_by_seed` reports the gap itself so a reader
-sees when it is too small to divide by.
+above naive gives no share, so such a seed is left out of every strategy's series.
 
 Example:
     >>> shares = gap_shares(figures_by_seed(tidy), metric="all_linear")
@@ -34,14 +33,6 @@ def final_by_seed(found: pd.DataFrame, metric: str) -> pd.DataFrame:
     values = rows["final_union"].fillna(rows["final"])
     frame = pd.DataFrame({"strategy": rows["strategy"], "seed": rows["seed"], "value": values})
     return frame.pivot_table(index="seed", columns="strategy", values="value", aggfunc="first")
-
-
-def gap_by_seed(found: pd.DataFrame, metric: str) -> pd.Series:
-    """``F_s(joint) - F_s(naive)`` per seed (empty without both references)."""
-    table = final_by_seed(found, metric)
-    if LOWER not in table or UPPER not in table:
-        return pd.Series(dtype=float)
-    return (table[UPPER] - table[LOWER]).dropna()
 
 
 def gap_shares(found: pd.DataFrame, metric: str) -> dict[str, pd.Series]:

@@ -10,6 +10,7 @@ from cl_ssl.config import BenchConfig, EvalConfig, StreamOptions, TrainConfig
 from cl_ssl.online import RepeatedBatches
 from cl_ssl.registry import streams
 from cl_ssl.strategy_run import StrategyRun
+from cl_ssl.streaming_replay import REPLAYED_LABEL
 
 FRAMES = 4
 
@@ -51,7 +52,7 @@ class Record(SupervisedPlugin):
             self.buffers.append(replay.streaming.buffer.state_dict())
 
 
-def online_run(tmp_path, strategy="naive", options=None, updates=2, experiences=1):
+def online_run(tmp_path, strategy="naive", options=None, updates=2, experiences=1, record=None):
     bench = BenchConfig(
         stream="digits-vods",
         strategies=strategy,
@@ -65,7 +66,7 @@ def online_run(tmp_path, strategy="naive", options=None, updates=2, experiences=
     )
     stream = streams.get("digits-vods")(bench.stream_options)
     run = StrategyRun(stream, (strategy,), bench, tmp_path / strategy)
-    record = Record()
+    record = record or Record()
     run.strategy.plugins.append(record)
     for experience in list(stream.benchmark.train_stream)[:experiences]:
         run.strategy.train(experience, eval_streams=[])
@@ -83,16 +84,53 @@ def test_online_mode_trains_once_in_arrival_order_with_repeated_updates(tmp_path
         assert torch.equal(images, record.steps[i - i % 3][0])
 
 
+class BufferRecord(Record):
+    """Also every batch offered to the online buffer, and each step's rows after replay
+    (registered after the replay plugin: it sees the batch replay made)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.added: list[torch.Tensor] = []
+        self.mixed: list[tuple[torch.Tensor, torch.Tensor]] = []
+
+    def before_training_exp(self, strategy, **kwargs) -> None:
+        replay = next(p for p in strategy.plugins if getattr(p, "streaming", None))
+        buffer = replay.streaming.buffer  # built by replay's before_training_exp
+        if getattr(buffer, "recorded", False):
+            return
+        add = buffer.add
+
+        def recording_add(images, *args, **kwargs):
+            self.added.append(images.clone())
+            return add(images, *args, **kwargs)
+
+        buffer.add, buffer.recorded = recording_add, True
+
+    def before_forward(self, strategy, **kwargs) -> None:
+        self.mixed.append((strategy.mbatch[0].clone(), strategy.mbatch[1].clone()))
+
+
 @pytest.mark.parametrize("kind", ["minred", "reservoir"])
 def test_online_replay_fills_its_buffer_with_every_frame_once(tmp_path, kind):
     options = {"buffer": kind, "mem-size": "36"}
-    stream, record = online_run(tmp_path, "replay", options, updates=2, experiences=2)
-    arrivals = [int(b["seen"]) for b in record.buffers]
+    stream, record = online_run(tmp_path, "replay", options, 2, 2, BufferRecord())
+    frames = torch.cat([stream.experiences[k].train.images for k in (0, 1)])
     sizes = [len(stream.experiences[k].train) for k in (0, 1)]
-    assert arrivals == [sizes[0], sizes[0] + sizes[1]]  # a frame enters once, not per update
-    # From the step where the buffer holds a step's share, half of every batch is replayed.
-    fresh = [images.shape[0] for images, _ in record.steps]
-    assert set(fresh) <= {32, sizes[0] % 32, sizes[1] % 32}
+    # Every frame offered to the buffer exactly once, in arrival order: not per update, and
+    # the new frames of a step, not the replayed rows that replaced some of them.
+    assert torch.equal(torch.cat(record.added), frames)
+    assert [int(b["seen"]) for b in record.buffers] == [sizes[0], sizes[0] + sizes[1]]
+    # Each kept row is the frame of its arrival index, from its experience, at most once.
+    for state in record.buffers:
+        experience, arrival = state["meta"].unbind(1)
+        assert len(arrival.unique()) == len(arrival) == min(36, int(state["seen"]))
+        assert torch.equal(state["images"], frames[arrival])
+        assert torch.equal(experience, (arrival >= sizes[0]).long())
+    # Once the buffer holds a step's share, half of every step is buffered frames.
+    replayed = [int((labels == REPLAYED_LABEL).sum()) for _, labels in record.mixed]
+    assert replayed[0] == 0 and sum(replayed) > 0
+    for (images, _), count in zip(record.mixed, replayed, strict=True):
+        assert count in (0, images.shape[0] * 16 // 32)
 
 
 def distinct_vods(state: dict) -> int:

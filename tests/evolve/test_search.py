@@ -370,13 +370,58 @@ def test_best_per_round_is_the_running_best():
     assert all(a.fitness <= b.fitness for a, b in zip(best, best[1:], strict=False))
 
 
+@pytest.fixture
+def saved_figures(monkeypatch):
+    """Every matplotlib Figure saved during the test, in order."""
+    from matplotlib.figure import Figure
+
+    saved = []
+    savefig = Figure.savefig
+
+    def recording_savefig(self, *args, **kwargs):
+        saved.append(self)
+        return savefig(self, *args, **kwargs)
+
+    monkeypatch.setattr(Figure, "savefig", recording_savefig)
+    return saved
+
+
+# Ranges whose positions differ from the raw weights (w1 / 2 and (w2 + 1) / 2).
+WIDE = WeightSpace({"w1": (0.0, 2.0), "w2": (-1.0, 1.0)})
+
+
 @pytest.mark.parametrize("rounds", [0, 8])
-def test_the_heatmap_is_a_png(tmp_path: Path, rounds: int):
+def test_the_heatmap_is_a_png(tmp_path: Path, rounds: int, saved_figures):
+    """A PNG of the best individual's weights per round (as positions in their ranges), the
+    best fitness per round and every child's."""
+    import numpy as np
+    from matplotlib.image import imread
+
     history = search(rounds=rounds).run()
-    path = plot_weight_heatmap(history, SPACE.names, tmp_path / "w.png", space=SPACE)
+    path = plot_weight_heatmap(history, SPACE.names, tmp_path / "w.png", space=WIDE)
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pixels = imread(path)
+    assert pixels.ndim == 3 and pixels.shape[0] > 150 and pixels.shape[1] > 400
+    assert len(np.unique(pixels.reshape(-1, pixels.shape[-1]), axis=0)) > 20  # not blank
+    (figure,) = saved_figures
+    top, bottom = figure.axes[:2]
+    best = best_per_round(history)
+    assert len(best) == rounds + 1
+    (image,) = top.images
+    expected = [[WIDE.position(n, ind.weights[n]) for ind in best] for n in SPACE.names]
+    np.testing.assert_allclose(image.get_array(), expected, rtol=1e-12)
+    assert image.get_clim() == (0.0, 1.0)
+    assert [t.get_text() for t in top.get_yticklabels()] == list(SPACE.names)
+    (line,) = bottom.lines
+    np.testing.assert_allclose(line.get_ydata(), [ind.fitness for ind in best])
+    children = [(ind.round, ind.fitness) for ind in history if ind.round > 0]
+    (dots,) = bottom.collections
+    np.testing.assert_allclose(dots.get_offsets().reshape(-1, 2), np.reshape(children, (-1, 2)))
+
     empty = plot_weight_heatmap([], SPACE.names, tmp_path / "empty.png")
     assert empty.read_bytes()[:4] == b"\x89PNG"
+    top = saved_figures[1].axes[0]
+    assert not top.images and [t.get_text() for t in top.texts] == ["no individuals"]
 
 
 @pytest.mark.skipif(

@@ -56,9 +56,9 @@ def eval_loss(strategy, experience) -> float:
     return next(v for k, v in metrics.items() if k.startswith("Loss_Exp"))
 
 
-def small_model(name: str, seed: int = 0):
+def small_model(name: str, seed: int = 0, options=None):
     torch.manual_seed(seed)
-    method = build_method(name, small_options(name))
+    method = build_method(name, options or small_options(name))
     backbone = backbones.get("small_resnet")(8)
     model = methods_model(method, backbone)
     method.setup(model)
@@ -204,9 +204,14 @@ def reference_parts(name, method):
 
 @pytest.mark.parametrize("name", MIXED)
 def test_distillation_loss_is_the_references_and_never_reaches_the_teacher(name):
-    """A mixture must mix its components' own terms: SimCLR's slice falling back to NT-Xent
-    (or ignoring the distillation temperature) fails here."""
-    model, method = small_model(name)
+    """A mixture must mix its components' own terms with its weights: SimCLR's slice
+    falling back to NT-Xent (or ignoring the distillation temperature, or the weights)
+    fails here."""
+    options = small_options(name)
+    if "+" in name:  # a weight other than 1 on the second component
+        options[name.split("+")[1]]["weight"] = "0.5"
+    model, method = small_model(name, options=options)
+    assert "+" not in name or method.weights == (1.0, 0.5)
     width = model(torch.randn(2, 2, 3, 8, 8)).projections.shape[-1]
     torch.manual_seed(1)
     predicted = torch.randn(8, 2, width, requires_grad=True)

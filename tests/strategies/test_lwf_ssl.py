@@ -3,6 +3,7 @@ import math
 import pandas as pd
 import pytest
 import torch
+import torch.nn.functional as F
 from cl_ssl.strategies.lwf_ssl import LwFSSLOptions, LwFSSLPlugin
 
 from cl_ssl.bench import run_bench
@@ -63,12 +64,47 @@ def test_teacher_is_the_previous_model_frozen_through_the_experience(
     assert all(torch.isfinite(torch.tensor(spy.distill_terms))) and min(spy.distill_terms) > 0
 
 
+class OutputsSpy(LwFSSLPlugin):
+    """Keeps the student's and teacher's outputs and the term of the first distillation step."""
+
+    def before_backward(self, strategy, *args, **kwargs):
+        super().before_backward(strategy, *args, **kwargs)
+        if self.teacher.active and not hasattr(self, "first"):
+            student = strategy.mb_output
+            teacher = self.teacher(strategy.mb_x)
+            self.first = {
+                field: (getattr(student, field).detach(), getattr(teacher, field))
+                for field in ("features", "projections")
+            }
+            self.first["term"] = strategy.loss_terms["distill"].item()
+
+
+def relational_kl(student, teacher, temperature):
+    """1/N sum_i KL(P_i || Q_i) of the off-diagonal similarity rows, by hand (float64)."""
+    s, t = student.flatten(0, 1).double(), teacher.flatten(0, 1).double()
+    n = s.shape[0]
+    total = 0.0
+    for i in range(n):
+        others = [j for j in range(n) if j != i]
+        sim_s = torch.stack([F.cosine_similarity(s[i], s[j], dim=0) for j in others])
+        sim_t = torch.stack([F.cosine_similarity(t[i], t[j], dim=0) for j in others])
+        p, q = torch.softmax(sim_t / temperature, 0), torch.softmax(sim_s / temperature, 0)
+        total += float((p * (p.log() - q.log())).sum())
+    return total / n
+
+
 def test_distillation_on_backbone_features(tiny_stream, make_template):
-    spy = TeacherSpy(LwFSSLOptions(features="features"))
+    """features=features: the term is lambda times the relational KL of the backbone
+    features (at the temperature), not of the projections."""
+    spy = OutputsSpy(LwFSSLOptions(features="features", lambda_=2.0, temperature=0.5))
     strategy = make_template(tiny_stream, [spy])
     for experience in tiny_stream.benchmark.train_stream[:2]:
         strategy.train(experience, eval_streams=[])
-    assert spy.distill_terms and min(spy.distill_terms) >= 0
+    term = spy.first["term"]
+    on_features = relational_kl(*spy.first["features"], 0.5)
+    on_projections = relational_kl(*spy.first["projections"], 0.5)
+    assert term == pytest.approx(2.0 * on_features, rel=1e-4)
+    assert abs(term - 2.0 * on_projections) > 0.05 * term
 
 
 def test_distillation_slows_drift_from_the_teacher(tiny_stream, make_template):

@@ -1,7 +1,9 @@
 import pytest
 import torch
 from avalanche.core import SupervisedPlugin
-from cl_ssl.strategies.replay import ReplayOptions, ReplayPlugin
+from cl_ssl.strategies.replay import ReplayOptions, ReplayPlugin, materialise
+
+from cl_ssl.template import experience_seed
 
 
 class BatchSpy(ReplayPlugin):
@@ -86,12 +88,38 @@ def test_equal_mode_keeps_naives_steps_and_replaces_the_second_half(tiny_stream,
     assert [len(s[0]) for s in replay[0]] == [len(s[0]) for s in naive[0]]
 
 
+class GlobalNoise(SupervisedPlugin):
+    """Draws from the global random stream before every step (registered before replay), a
+    different amount each step, so anything drawn from the global stream after it moves."""
+
+    def __init__(self):
+        super().__init__()
+        self.steps = 0
+
+    def before_forward(self, strategy, *args, **kwargs):
+        self.steps += 1
+        torch.rand(self.steps * 7)
+
+
 def test_equal_mode_draws_replayed_images_from_its_own_seed(tiny_stream, make_template):
-    """Same train_seed, same replayed images; the draw never touches the global stream."""
-    first = run(tiny_stream, make_template, [ReplayPlugin()], experiences=2)
-    second = run(tiny_stream, make_template, [ReplayPlugin()], experiences=2)
-    for a, b in zip(first[1], second[1], strict=True):
-        assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+    """The replayed rows of every step are the draws of the plugin's own generator, seeded
+    with experience_seed(train_seed, k, "replay"), however the global stream was consumed."""
+    replay = ReplayPlugin(ReplayOptions(mem_size=40))
+    raw = RawBatches()
+    strategy = make_template(tiny_stream, [GlobalNoise(), replay, raw], batch_size=32)
+    strategy.train_seed = 3
+    train = tiny_stream.benchmark.train_stream
+    strategy.train(train[0], eval_streams=[])
+    memory = materialise(replay.storage_policy.buffer, "cpu")  # what experience 1 replays
+    strategy.train(train[1], eval_streams=[])
+    generator = torch.Generator().manual_seed(experience_seed(3, 1, "replay"))
+    assert len(raw.steps[1]) == 4  # 108 images: 3 steps of 32 and one of 12
+    for batch in raw.steps[1]:
+        size = len(batch[0])
+        count = size * 16 // 32
+        index = torch.randperm(len(memory[0]), generator=generator)[:count]
+        for field, stored in zip(batch, memory, strict=True):
+            assert torch.equal(field[size - count :], stored[index].to(field.dtype))
 
 
 def test_double_mode_adds_a_buffer_batch_to_every_step(tiny_stream, make_template):
@@ -109,13 +137,50 @@ def test_double_mode_adds_a_buffer_batch_to_every_step(tiny_stream, make_templat
     assert second[0] == 64  # a full step is 2B
 
 
-def test_buffer_images_are_raw_and_augmented_freshly(tiny_stream):
-    """The buffer stores dataset items (raw uint8), not views."""
+class RawAndViews(RawBatches):
+    """Each step's raw rows (after replay) and the augmented views the model received."""
+
+    def __init__(self):
+        super().__init__()
+        self.views: list[torch.Tensor] = []
+
+    def after_forward(self, strategy, *args, **kwargs):
+        if strategy.experience.current_experience == 1:
+            self.views.append(strategy.mb_x.detach().clone())
+
+
+def test_buffer_images_are_raw_and_augmented_freshly(tiny_stream, make_template):
+    """The buffer stores dataset items (raw uint8 source images, not views); the template
+    augments a buffered image anew each time it is replayed."""
+    source = tiny_stream.experiences[0].train
     plugin = ReplayPlugin(ReplayOptions(mem_size=8))
-    experience = tiny_stream.benchmark.train_stream[0]
-    plugin.storage_policy.post_adapt(None, experience)
-    image, _label, *_ = plugin.storage_policy.buffer[0]
-    assert image.dtype == torch.uint8 and len(plugin.storage_policy.buffer) == 8
+    plugin.storage_policy.post_adapt(None, tiny_stream.benchmark.train_stream[0])
+    buffer = plugin.storage_policy.buffer
+    assert len(buffer) == 8
+    for i in range(len(buffer)):
+        image, label, *_ = buffer[i]
+        assert image.dtype == torch.uint8 and image.shape == source.images.shape[1:]
+        matches = [j for j in range(len(source)) if torch.equal(source.images[j], image)]
+        assert matches and int(source.labels[matches[0]]) == int(label), i
+
+    # Train with a buffer of 8: experience 1 replays 54 rows, so every image many times.
+    replay, spy = ReplayPlugin(ReplayOptions(mem_size=8)), RawAndViews()
+    strategy = make_template(tiny_stream, [replay, spy], batch_size=32)
+    strategy.train_seed = 0
+    strategy.train(tiny_stream.benchmark.train_stream[0], eval_streams=[])
+    stored = materialise(replay.storage_policy.buffer, "cpu")[0]  # what experience 1 replays
+    strategy.train(tiny_stream.benchmark.train_stream[1], eval_streams=[])
+    replays: dict[int, list[torch.Tensor]] = {}  # buffer row -> the views of each replay
+    for (images, *_), views in zip(spy.steps[1], spy.views, strict=True):
+        count = len(images) // 2
+        for row in range(len(images) - count, len(images)):
+            (slot,) = [s for s in range(len(stored)) if torch.equal(stored[s], images[row])]
+            replays.setdefault(slot, []).append(views[row])  # [2, 3, 8, 8]
+    assert len(replays) == 8 and all(len(v) >= 2 for v in replays.values())
+    for views in replays.values():
+        firsts = torch.stack([v[0] for v in views])  # view 0 of every replay of one image
+        distinct = {tuple(f.flatten().tolist()) for f in firsts}
+        assert len(distinct) == len(firsts)  # never the same view twice
 
 
 def test_equal_mode_needs_room_for_new_images(tiny_stream, make_template):

@@ -12,7 +12,11 @@ history of a deployed embedding reads as one continual run.
 Experience numbers are the stream's: pass the stream with every period so far (for
 ``twitch-periods``, the same manifest with one more ``--periods`` entry), and the new
 period is experience k + 1. Continuing from exp<k> of a bench on the same stream gives
-exactly the metrics the uninterrupted bench has.
+exactly the metrics the uninterrupted bench has. On a grown (or otherwise changed) stream,
+the checkpoint's rows were measured with another stream's banks, probes and splits: the
+untrained model and every earlier ``exp<i>.pt`` are measured again on the new stream first
+(:meth:`StrategyRun.remeasure`), so one matrix never mixes two evaluation setups; the old
+rows stay as ``metrics.upto-exp<k>.csv``.
 
 Example:
     >>> result = continue_training(ContinueConfig(
@@ -22,13 +26,17 @@ Example:
 
 from __future__ import annotations
 
-import json
+import os
+import shutil
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
+from cl_ssl.outputs import METRICS_FILE
 from cl_ssl.registry import streams
 from cl_ssl.results import StrategyResult
 from cl_ssl.run_config import run_directory, stream_options_from_dict
@@ -91,7 +99,8 @@ def continue_training(config: ContinueConfig) -> StrategyResult:
     """
     state, info, run = load_training_state(config.checkpoint)
     bench = checkpoint_bench_config(run)
-    options = bench.stream_options if config.stream in (None, bench.stream) else StreamOptions()
+    checkpoint_options = bench.stream_options
+    options = checkpoint_options if config.stream in (None, bench.stream) else StreamOptions()
     known = {f.name for f in fields(StreamOptions)}
     unknown = sorted(set(config.stream_options) - known)
     if unknown:
@@ -126,17 +135,46 @@ def continue_training(config: ContinueConfig) -> StrategyResult:
             f"{directory} already has checkpoints/exp{existing[0]}.pt: pass --out NEW_DIR to "
             "keep both histories"
         )
-    _keep_previous_config(directory, info.experience)
+    grown = (bench.stream, bench.stream_options) != (run["stream"], checkpoint_options)
+    _keep_previous_config(directory, info.experience, grown)
     (names,) = parse_spec(bench.strategies)
     strategy_run = StrategyRun(stream, names, bench, directory, purge_step(state))
-    strategy_run.restore(state, info.experience)
+    if grown:  # the checkpoint's rows were measured on another setup: measure them again
+        strategy_run.remeasure(_history(Path(config.checkpoint).parent, info.experience))
+    strategy_run.restore(state, info.experience, remeasured=grown)
     return strategy_run.train([stream.benchmark.train_stream[k] for k in todo])
 
 
-def _keep_previous_config(directory: Path, experience: int) -> None:
-    """The config the earlier experiences trained with stays, as ``config.upto-exp<k>.json``."""
-    current = directory / "config.json"
-    if current.is_file():
-        kept = directory / f"config.upto-exp{experience}.json"
-        if not kept.exists():
-            kept.write_text(json.dumps(json.loads(current.read_text()), indent=2))
+def _history(checkpoints: Path, experience: int) -> Iterator[tuple[int, dict]]:
+    """``(k, training state)`` of ``exp0.pt`` .. ``exp<experience>.pt`` found in ``checkpoints``.
+
+    One at a time (a state holds the model, optimizer and plugin buffers). A missing one is
+    skipped: its row stays absent rather than measured on another setup.
+    """
+    for k in range(experience + 1):
+        path = checkpoints / f"exp{k}.pt"
+        if path.is_file():
+            yield k, load_training_state(path)[0]
+        else:
+            warnings.warn(
+                f"{path} is missing: experience {k}'s row is left out of the history measured "
+                "again on the grown stream",
+                stacklevel=2,
+            )
+
+
+def _keep_previous_config(directory: Path, experience: int, metrics: bool) -> None:
+    """What the earlier experiences trained (and were measured) with stays beside the new.
+
+    ``config.upto-exp<k>.json``; with ``metrics`` (the stream grew, so the history is
+    measured again), the rows measured on the earlier stream as ``metrics.upto-exp<k>.csv``.
+    """
+    kept = [("config.json", f"config.upto-exp{experience}.json")]
+    if metrics:
+        kept.append((METRICS_FILE, f"metrics.upto-exp{experience}.csv"))
+    for name, copy in kept:
+        current, target = directory / name, directory / copy
+        if current.is_file() and not target.exists():
+            partial = target.with_name(target.name + ".partial")
+            shutil.copyfile(current, partial)
+            os.replace(partial, target)

@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -217,6 +217,7 @@ class StrategyRun:
         self.plugins = dict(zip(run, plugin_list, strict=True))
         extra = [ProgressPlugin(self.name)] if config.progress and self.main else []
         self.representation = RepresentationMetrics(stream.experiences, augment, config.evaluation)
+        self.figures = ContinualFigures()
         self.health = TrainingHealth()
         self.tensorboard = (
             ResumableTensorboardLogger(directory, purge_step=purge_step) if self.main else None
@@ -224,7 +225,7 @@ class StrategyRun:
         evaluator = EvaluationPlugin(
             loss_metrics(epoch=True, experience=True, stream=True),
             self.representation,
-            ContinualFigures(),
+            self.figures,
             self.health,
             loggers=[self.tensorboard] if self.tensorboard is not None else [],
         )
@@ -255,15 +256,22 @@ class StrategyRun:
         self.experience = -1  # the last experience trained
 
     # -- state ------------------------------------------------------------------------
-    def restore(self, state: dict, experience: int) -> None:
+    def restore(self, state: dict, experience: int, remeasured: bool = False) -> None:
         """Go on from a checkpoint's training state, written after ``experience``.
 
-        Model, optimizer, plugins, clock, random states and the metrics rows so far.
+        Model, optimizer, plugins, clock, random states and the metrics rows so far; with
+        ``remeasured``, the rows (and continual figures) this run measured itself
+        (:meth:`remeasure`) stay instead of the state's.
         """
+        history = (self.rows, self.tags, self.figures.state_dict()) if remeasured else None
         restore(self.strategy, self.plugins, state)
         run = state["run"]
-        self.rows = list(run["rows"])
-        self.tags = dict.fromkeys(run["tags"])
+        if history is None:
+            self.rows = list(run["rows"])
+            self.tags = dict.fromkeys(run["tags"])
+        else:
+            self.rows, self.tags, figures = history
+            self.figures.load_state_dict(figures)
         self.train_seconds = float(run["train_seconds"])
         self.eval_seconds = float(run["eval_seconds"])
         self.representation_seconds = float(run["representation_seconds"])
@@ -271,6 +279,22 @@ class StrategyRun:
         self.experience = experience
         if self.main:
             write_metrics(self.rows, self.directory)
+
+    def remeasure(self, states: Iterable[tuple[int, dict]]) -> None:
+        """Measure the run's history again on this run's stream: one evaluation setup.
+
+        The rows so far are replaced by the untrained model's (this freshly built run holds
+        the seed's initial weights) and then each ``(k, state)``'s, in order: for
+        ``clssl continue`` on a grown stream, whose banks, probes and splits differ from
+        the ones the checkpoint's rows were measured with. Call before :meth:`restore`
+        (with ``remeasured=True``) of the state to go on from.
+        """
+        self.rows, self.tags = [], {}
+        self.figures.load_state_dict({"rows": {}})
+        self.evaluate(-1)
+        for k, state in states:
+            self.restore(state, k, remeasured=True)
+            self.evaluate(k)
 
     def save(self, k: int) -> Path:
         """``checkpoints/exp<k>.pt``: the encoder and the full training state."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+from dataclasses import replace
 
 import pandas as pd
 import pytest
@@ -133,3 +134,13 @@ def test_a_new_period_of_a_manifest_trains_as_the_next_experience(tmp_path, digi
     after = rows[(rows["train_exp"] == 2) & (rows["metric"] == "exp_knn20")]
     assert sorted(after["eval_exp"]) == [0, 1, 2]  # every period so far is evaluated
     assert (directory / "checkpoints" / "exp2.pt").is_file()
+    # One evaluation setup: the rows of periods 0-1 were measured again with the grown
+    # stream's banks and probes, so the history equals a bench that had all three periods
+    # from the start; the rows measured on two periods are kept apart.
+    grown = replace(config.stream_options, periods=",".join(periods))
+    three = replace(config, stream_options=grown, run_name="three")
+    expected = pd.read_csv(run_bench(three).directory / "lwf-ssl+replay" / "seed0" / "metrics.csv")
+    pd.testing.assert_frame_equal(rows, expected)
+    earlier = pd.read_csv(directory / "metrics.upto-exp1.csv")
+    assert earlier["train_exp"].max() == 1 and earlier["eval_exp"].max() == 1
+    assert not earlier.equals(rows[rows["train_exp"] <= 1].reset_index(drop=True))

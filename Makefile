@@ -11,7 +11,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TCMALLOC := $(shell ldconfig -p 2>/dev/null | awk '/libtcmalloc_minimal\.so\.4 /{print $$NF; exit}')
 PRELOAD := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 
-.PHONY: setup demo test lint bench-speed clean
+.PHONY: setup demo test lint bench-speed check-results clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# Results that stay true: a fixed subset of the comparisons rerun and checked against
+# docs/results/targets.csv (TIER=ci: ~2 min, run by CI; TIER=full: ~15 min). Exit 1 names
+# each figure outside its tolerance with both values.
+TIER ?= ci
+check-results: $(STAMP)
+	$(PRELOAD) bash examples/check_results.sh $(TIER)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cl_ssl strategies benchmarks tests examples

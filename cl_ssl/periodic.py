@@ -27,6 +27,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cl_ssl.atomic import write_text
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
 from cl_ssl.registry import streams
@@ -139,4 +140,4 @@ def _keep_previous_config(directory: Path, experience: int) -> None:
     if current.is_file():
         kept = directory / f"config.upto-exp{experience}.json"
         if not kept.exists():
-            kept.write_text(json.dumps(json.loads(current.read_text()), indent=2))
+            write_text(kept, json.dumps(json.loads(current.read_text()), indent=2), durable=True)

@@ -20,6 +20,8 @@ Never losing work:
 - a strategy that fails (an exception, a non-finite loss) is recorded with where it stopped
   (``failure.json``, the summary); its last good checkpoint stays and the other strategies
   still run; :attr:`BenchResult.ok` is False (``clssl bench`` exits 1);
+- a full disk (:class:`cl_ssl.atomic.DiskFull`) fails its run the same way but stops the
+  bench: the runs after it would only fail too; the records it cannot write are skipped;
 - ``resume=True`` finishes an interrupted bench: finished runs are read back, the others go
   on from their last checkpoint (or start again when they have none).
 
@@ -32,11 +34,13 @@ message), and ``--resume`` under torchrun goes on from the last checkpoints.
 
 from __future__ import annotations
 
+import itertools
 import shutil
 from dataclasses import replace
 from pathlib import Path
 
 from cl_ssl import distributed
+from cl_ssl.atomic import is_disk_full, unless_disk_full
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig
 from cl_ssl.methods import build_method
@@ -148,28 +152,32 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     directory = distributed.broadcast_object(None if not distributed.is_main() else directory)
     named = replace(config, out=directory.parent, run_name=directory.name)
     if distributed.is_main():
-        write_json(directory / BENCH_FILE, bench_config_to_dict(named))
+        write_json(directory / BENCH_FILE, bench_config_to_dict(named), durable=True)
     results: list[StrategyResult] = []
     failures: list[StrategyFailure] = []
-    for seed in config.seeds:
+    for seed, r in itertools.product(config.seeds, runs):  # seed-major
         seeded = replace(config, train=replace(config.train, seed=seed))
-        for r in runs:
-            path = directory / run_name(r) / f"seed{seed}"
-            try:
-                results.append(run_strategy(stream, r, seeded, path, resume=resume))
-            except StrategyFailed as failed:
-                if distributed.active() and not isinstance(failed.__cause__, NonFiniteLoss):
-                    raise  # maybe this rank's alone: the others would wait for it forever
-                failures.append(failed.failure)
-            except Exception as error:  # building the run or reading its checkpoint
-                if distributed.active():
-                    raise
-                failures.append(_failure_before_training(r, seed, path, error))
+        path = directory / run_name(r) / f"seed{seed}"
+        try:
+            results.append(run_strategy(stream, r, seeded, path, resume=resume))
+        except StrategyFailed as failed:
+            if distributed.active() and not isinstance(failed.__cause__, NonFiniteLoss):
+                raise  # maybe this rank's alone: the others would wait for it forever
+            failures.append(failed.failure)
+            if is_disk_full(failed.__cause__):
+                break  # the runs after it would fail the same way; --resume starts them
+        except Exception as error:  # building the run or reading its checkpoint
+            if distributed.active():
+                raise
+            failures.append(_failure_before_training(r, seed, path, error))
+            if is_disk_full(error):
+                break
     bench = BenchResult(directory, results, failures)
     if distributed.is_main():
-        write_summary(bench, stream.name, stream.eval_split)
-        if results:
-            write_plots(bench.tidy, directory / "plots")
+        with unless_disk_full():  # the failures reach stderr all the same
+            write_summary(bench, stream.name, stream.eval_split)
+            if results:
+                write_plots(bench.tidy, directory / "plots")
     distributed.barrier()
     return bench
 
@@ -188,5 +196,6 @@ def _failure_before_training(
         message.splitlines()[0] if message else "",
         directory,
     )
-    write_failure(failure)
+    with unless_disk_full():
+        write_failure(failure)
     return failure

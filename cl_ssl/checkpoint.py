@@ -7,8 +7,9 @@ configuration and its full training state (optimizer, strategy plugins, clock, r
 states, metrics so far; see :mod:`cl_ssl.state`), which ``clssl bench --resume`` and
 ``clssl continue`` read back. Everything in it is tensors and plain values, so it loads
 with ``torch.load(weights_only=True)`` anywhere, without the run folder. Written
-atomically (temporary file, then rename), so a stopped run never leaves a half-written
-checkpoint.
+atomically and durably (:func:`cl_ssl.atomic.atomic_write`: temporary file, fsync, rename,
+fsync of the folder), so neither a killed run nor a lost machine leaves a half-written
+checkpoint, and a full disk is named with the checkpoint's size.
 
 Example:
     >>> encoder = load_encoder("runs/demo/lwf-ssl/checkpoints/exp4.pt")
@@ -17,14 +18,15 @@ Example:
 
 from __future__ import annotations
 
+import io
 import json
-import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
+from cl_ssl.atomic import write_bytes
 from cl_ssl.augment import AugmentConfig, BatchedTwoViewAugment, _EvalView
 from cl_ssl.methods import build_method
 from cl_ssl.models.ssl_model import SSLModel
@@ -32,6 +34,7 @@ from cl_ssl.registry import backbones
 
 FORMAT_VERSION = 2
 READABLE_VERSIONS = (1, 2)  # format 1: weights only
+ZIP_MAGIC = b"PK\x03\x04"  # how every torch.save file (a zip archive) begins
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,10 @@ def save_checkpoint(
     training_state: dict | None = None,
     config: dict | None = None,
 ) -> Path:
-    """Write ``model`` and ``info`` (and the training state) to ``path`` atomically.
+    """Write ``model`` and ``info`` (and the training state) to ``path`` atomically, durably.
+
+    Serialized in memory first (one more copy of the checkpoint in RAM), so a full disk
+    reports the exact size needed.
 
     Args:
         path: Destination (``checkpoints/exp<k>.pt``).
@@ -64,6 +70,9 @@ def save_checkpoint(
         training_state: :func:`cl_ssl.state.capture`'s dict, for resuming; None writes an
             encoder-only checkpoint.
         config: The run's configuration (JSON-ready), kept as a JSON string.
+
+    Raises:
+        cl_ssl.atomic.DiskFull: No space for it; ``path`` (an earlier one) is as before.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -75,9 +84,9 @@ def save_checkpoint(
         "config": None if config is None else json.dumps(config, default=str),
         "training_state": training_state,
     }
-    partial = path.with_suffix(path.suffix + ".partial")
-    torch.save(payload, partial)
-    os.replace(partial, path)
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    write_bytes(path, buffer.getbuffer(), durable=True)
     return path
 
 
@@ -88,6 +97,13 @@ def _read(path: Path) -> dict:
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip or torch errors: all mean "not a checkpoint"
+        with path.open("rb") as file:
+            head = file.read(len(ZIP_MAGIC))
+        if ZIP_MAGIC.startswith(head):  # empty, or torch.save's zip cut short or damaged
+            raise ValueError(
+                f"{path} is truncated or corrupt ({error.__class__.__name__}): delete it; "
+                "`clssl bench --resume` then goes on from the previous checkpoint"
+            ) from None
         raise ValueError(
             f"{path} is not a cl-ssl checkpoint ({error.__class__.__name__})"
         ) from None

@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 import cl_ssl  # noqa: F401  (silences third-party warnings before they are imported)
+from cl_ssl.atomic import DiskFull, is_disk_full, write_csv, write_text
 
 # Only light modules here: `clssl --help` and `clssl list` import neither torch, Avalanche,
 # Lightly, Kornia nor pandas (tests/test_cli.py checks). Each command imports what it runs.
@@ -205,7 +206,8 @@ def bench(
 ) -> None:
     """Train each strategy on the same stream and seed; print matrices and the summary.
 
-    Exits 1 when a strategy failed (the others still ran; see the summary), 2 on bad input.
+    Exits 1 when a strategy failed (the others still ran; see the summary) or the disk
+    filled up (the bench stops; `--resume` goes on once space is freed), 2 on bad input.
     """
     from cl_ssl import distributed
     from cl_ssl.bench import run_bench
@@ -221,6 +223,11 @@ def bench(
         main = distributed.is_main()
     except USER_ERRORS as error:
         fail(error)
+    except OSError as error:  # outside any strategy run: bench.json, the run directory
+        if not is_disk_full(error):
+            raise
+        typer.secho(f"error: {error}: free space, then run again", err=True, fg=typer.colors.RED)
+        raise typer.Exit(1) from None
     finally:
         distributed.teardown()
     if not main:
@@ -228,7 +235,12 @@ def bench(
     _print_bench(result)
     if not result.ok:
         for failure in result.failures:
-            typer.secho(f"failed: {failure.describe()}", err=True, fg=typer.colors.RED)
+            hint = (
+                f": free space, then clssl bench --resume {result.directory}"
+                if failure.error == DiskFull.__name__
+                else ""
+            )
+            typer.secho(f"failed: {failure.describe()}{hint}", err=True, fg=typer.colors.RED)
         raise typer.Exit(1)
 
 
@@ -379,7 +391,9 @@ def _print_bench(result) -> None:
             )
             matrix = strategy_result.matrix(metric)
             typer.echo(matrix.to_string(float_format="{:.4f}".format))
-    typer.echo("\n" + (result.directory / "summary.md").read_text())
+    summary = result.directory / "summary.md"
+    if summary.is_file():  # a full disk may have kept it from being written
+        typer.echo("\n" + summary.read_text())
     typer.echo(f"\nresults: {result.directory}  (tensorboard --logdir {result.directory})")
 
 
@@ -503,7 +517,7 @@ def report(
     out.mkdir(parents=True, exist_ok=True)
     incomplete = ""
     if not runs.incomplete.empty:
-        runs.incomplete.to_csv(out / "incomplete.csv", index=False)
+        write_csv(out / "incomplete.csv", runs.incomplete, index=False)
         incomplete = (
             f"Not ranked: {len(runs.incomplete)} run(s) stopped or failed before the end of "
             "the stream (`clssl bench --resume` on their bench directory finishes them):\n\n"
@@ -512,7 +526,7 @@ def report(
     else:
         (out / "incomplete.csv").unlink(missing_ok=True)  # of an earlier report
     if runs.tidy.empty:
-        (out / "report.md").write_text(incomplete + "\n")
+        write_text(out / "report.md", incomplete + "\n")
         typer.echo(incomplete)
         typer.secho(
             f"error: no finished run to report: finish the runs above (report: {out})",
@@ -521,13 +535,14 @@ def report(
         )
         raise typer.Exit(1)
     table = headline_table(runs.tidy, runs.timings)
-    table.to_csv(out / "report.csv", index=False)
-    (out / "report.md").write_text(
-        "\n\n".join(filter(None, [table.to_markdown(index=False), incomplete])) + "\n"
+    write_csv(out / "report.csv", table, index=False)
+    write_text(
+        out / "report.md",
+        "\n\n".join(filter(None, [table.to_markdown(index=False), incomplete])) + "\n",
     )
-    figures_by_seed(runs.tidy).to_csv(out / "figures.csv", index=False)
-    summary_stats(runs.tidy, runs.timings).to_csv(out / "report_stats.csv", index=False)
-    runs.tidy.to_csv(out / "metrics.csv", index=False)
+    write_csv(out / "figures.csv", figures_by_seed(runs.tidy), index=False)
+    write_csv(out / "report_stats.csv", summary_stats(runs.tidy, runs.timings), index=False)
+    write_csv(out / "metrics.csv", runs.tidy, index=False)
     write_plots(runs.tidy, out)
     typer.echo(table.to_markdown(index=False))
     if incomplete:
@@ -586,7 +601,7 @@ def finetune(
         fail(error)
     csv = out or checkpoint.with_name(f"{checkpoint.stem}-finetune-{Path(data).name}.csv")
     csv.parent.mkdir(parents=True, exist_ok=True)
-    result.table.to_csv(csv, index_label="class")
+    write_csv(csv, result.table, index_label="class")
     typer.echo(f"labeled data: {result.source}")
     typer.echo(f"{result.train_images} labeled training images, {result.test_images} test images\n")
     typer.echo(result.text)

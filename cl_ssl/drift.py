@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from cl_ssl.atomic import write_csv
 from cl_ssl.data.image_folder import IMAGE_SUFFIXES
 from cl_ssl.data.manifest import period_offset
 
@@ -141,9 +142,7 @@ def build_drift_manifest(config: DriftConfig) -> pd.DataFrame:
                 )
     manifest = pd.DataFrame(rows).sort_values("timestamp", kind="stable")
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = out.with_suffix(out.suffix + ".partial")
-    manifest.to_csv(partial, index=False)
-    os.replace(partial, out)
+    write_csv(out, manifest, index=False)
     return manifest
 
 

@@ -35,6 +35,8 @@ import pandas as pd
 from PIL import Image
 from tqdm.auto import tqdm
 
+from cl_ssl.atomic import atomic_write, write_text
+
 REQUIRED_COLUMNS = ("vod_id", "created_at", "source")
 OPTIONAL_COLUMNS = ("category", "start", "end")
 MANIFEST_COLUMNS = ("path", "timestamp", "vod_id", "category", "label")
@@ -198,7 +200,7 @@ def ingest(config: IngestConfig, progress: bool = True) -> IngestReport:
             reason = f"{type(error).__name__}: {error}"
         else:
             _append_rows(config.manifest, rows)
-            (folder / DONE_MARKER).write_text(f"{len(rows)}\n")
+            write_text(folder / DONE_MARKER, f"{len(rows)}\n")
             report.done.append(vod_id)
             report.frames += len(rows)
             continue
@@ -371,10 +373,8 @@ def _append_rows(manifest: Path, rows: list[tuple[str, ...]]) -> None:
 
 
 def _write_atomic(path: Path, rows: list[tuple[str, ...]] | list[list[str]]) -> None:
-    partial = path.with_suffix(path.suffix + ".partial")
-    with open(partial, "w", encoding="utf-8", newline="") as file:
+    with atomic_write(path) as file:
         csv.writer(file, lineterminator="\n").writerows(rows)
-    os.replace(partial, path)
 
 
 def _is_url(source: str) -> bool:

@@ -9,15 +9,19 @@ Layout of ``<out>/<run>/``:
   (finished) or ``failure.json`` (stopped with an error, see :class:`StrategyFailure`),
 - ``summary.md``/``summary.csv``/``summary_stats.csv``, ``failures.json`` and ``plots/``.
 
-Every file is written to a temporary name and renamed, so a reader (or a resumed run)
-never sees half a file.
+Every file is written to ``<name>.partial`` and renamed (:func:`cl_ssl.atomic.atomic_write`),
+so a reader (or a resumed run) never sees half a file and a failed write leaves the previous
+one. Checkpoints, ``bench.json``, ``config.json`` and ``results.json`` (what ``--resume``
+trusts) are also fsynced, file and folder, so they survive a lost machine; the summaries,
+``metrics.csv`` (rebuilt from the checkpoint on resume) and plots are not. A full disk
+(``ENOSPC``) is :class:`cl_ssl.atomic.DiskFull`: the run fails naming the file, its size and
+the space free, no ``.partial`` stays, and ``--resume`` goes on once space is freed.
 """
 
 from __future__ import annotations
 
 import itertools
 import json
-import os
 import re
 import shutil
 from datetime import datetime
@@ -26,6 +30,7 @@ from typing import Any
 
 import pandas as pd
 
+from cl_ssl.atomic import write_csv, write_text
 from cl_ssl.evaluation.continual import tidy_figures, tidy_matrix
 from cl_ssl.reporting.summary import summary_stats
 from cl_ssl.reporting.tables import TIDY_COLUMNS
@@ -38,18 +43,14 @@ METRICS_FILE = "metrics.csv"
 CHECKPOINT = re.compile(r"exp(?P<k>\d+)\.pt$")
 
 
-def write_json(path: Path, payload: dict) -> None:
-    """``payload`` as indented JSON, atomically (temporary file, then rename)."""
-    partial = path.with_name(path.name + ".partial")
-    partial.write_text(json.dumps(payload, indent=2, default=str))
-    os.replace(partial, path)
+def write_json(path: Path, payload: dict, durable: bool = False) -> None:
+    """``payload`` as indented JSON, atomically (and fsynced when ``durable``)."""
+    write_text(path, json.dumps(payload, indent=2, default=str), durable=durable)
 
 
 def write_metrics(rows: list[dict], directory: Path) -> None:
     """The tidy rows so far as ``metrics.csv``, atomically."""
-    partial = directory / (METRICS_FILE + ".partial")
-    pd.DataFrame(rows, columns=TIDY_COLUMNS).to_csv(partial, index=False)
-    os.replace(partial, directory / METRICS_FILE)
+    write_csv(directory / METRICS_FILE, pd.DataFrame(rows, columns=TIDY_COLUMNS), index=False)
 
 
 def write_results(result: StrategyResult, config: dict, extra: dict[str, Any]) -> pd.DataFrame:
@@ -82,7 +83,7 @@ def write_results(result: StrategyResult, config: dict, extra: dict[str, Any]) -
         },
     }
     (result.directory / FAILURE_FILE).unlink(missing_ok=True)  # a retried run that finished
-    write_json(result.directory / RESULTS_FILE, payload)
+    write_json(result.directory / RESULTS_FILE, payload, durable=True)
     return figures
 
 
@@ -171,9 +172,9 @@ def write_summary(bench: BenchResult, stream_name: str, eval_split: str) -> None
     write_json(directory / "failures.json", {"failures": [f.to_dict() for f in bench.failures]})
     lines = []
     if bench.strategies:
-        bench.summary().to_csv(directory / "summary.csv", index=False)
-        summary_stats(bench.tidy, bench.timings).to_csv(
-            directory / "summary_stats.csv", index=False
+        write_csv(directory / "summary.csv", bench.summary(), index=False)
+        write_csv(
+            directory / "summary_stats.csv", summary_stats(bench.tidy, bench.timings), index=False
         )
         seeds = sorted({r.seed for r in bench.strategies})
         lines += [
@@ -188,7 +189,7 @@ def write_summary(bench: BenchResult, stream_name: str, eval_split: str) -> None
     if bench.failures:
         lines += ["", "Failed (the last good checkpoint of each stays in its directory):", ""]
         lines += [f"- {failure.describe()}" for failure in bench.failures]
-    (directory / "summary.md").write_text("\n".join(lines).strip() + "\n")
+    write_text(directory / "summary.md", "\n".join(lines).strip() + "\n")
 
 
 def _json_float(value: float) -> float | None:

@@ -26,14 +26,13 @@ Example:
 
 from __future__ import annotations
 
-import os
-import shutil
 import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from cl_ssl.atomic import write_bytes
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
 from cl_ssl.outputs import METRICS_FILE
@@ -175,6 +174,4 @@ def _keep_previous_config(directory: Path, experience: int, metrics: bool) -> No
     for name, copy in kept:
         current, target = directory / name, directory / copy
         if current.is_file() and not target.exists():
-            partial = target.with_name(target.name + ".partial")
-            shutil.copyfile(current, partial)
-            os.replace(partial, target)
+            write_bytes(target, current.read_bytes(), durable=True)

@@ -13,8 +13,9 @@
   (:mod:`cl_ssl.state`), the metrics rows included;
 - :meth:`StrategyRun.restore` loads such a checkpoint into the freshly built run: the next
   experience trains exactly as it would have without the interruption;
-- any exception while training or evaluating becomes :class:`StrategyFailed`, carrying
-  where it stopped (experience, epoch, step); the last good checkpoint stays.
+- any exception while training, evaluating or writing (a full disk included) becomes
+  :class:`StrategyFailed`, carrying where it stopped (experience, epoch, step); the last
+  good checkpoint stays.
 
 Under torchrun (:mod:`cl_ssl.distributed`) every rank builds and trains the run on its
 shard (B / N images per step); rank 0 alone evaluates and writes (config, metrics,
@@ -37,6 +38,7 @@ from avalanche.training.plugins import EvaluationPlugin
 from lightly.models.utils import get_weight_decay_parameters
 
 from cl_ssl import distributed
+from cl_ssl.atomic import unless_disk_full
 from cl_ssl.augment import make_augment
 from cl_ssl.checkpoint import CheckpointInfo, save_checkpoint
 from cl_ssl.config import BenchConfig, TrainConfig
@@ -200,7 +202,7 @@ class StrategyRun:
         self.run_config = run_config(config, stream, self.name)
         if self.main:
             directory.mkdir(parents=True, exist_ok=True)
-            write_json(directory / "config.json", self.run_config)
+            write_json(directory / "config.json", self.run_config, durable=True)
         # Same seed before building anything: every strategy starts from the same weights;
         # the template reseeds each experience from (seed, k) so data order and views match.
         RNGManager.set_random_seeds(train.seed)
@@ -345,7 +347,8 @@ class StrategyRun:
                         "value": float(value),
                     }
                 )
-        write_metrics(self.rows, self.directory)
+        with self._failure_position():  # a full disk fails the run here too
+            write_metrics(self.rows, self.directory)
         if after == -1:
             write_layout(self.tensorboard.writer, list(self.tags))
 
@@ -363,7 +366,8 @@ class StrategyRun:
                 with self._failure_position():
                     self.save(k)
             distributed.barrier()  # rank 0 evaluated and saved experience k
-        return self.finish()
+        with self._failure_position():
+            return self.finish()
 
     def finish(self) -> StrategyResult:
         """``results.json`` and the hparams entry; the in-memory result (rank 0 writes)."""
@@ -422,9 +426,11 @@ class StrategyRun:
             yield
         except Exception as error:
             clock = self.strategy.clock
+            # Avalanche clears strategy.experience after training it: evaluating or saving
+            # experience k fails at k (self.experience), the baseline evaluation at -1.
             experience = getattr(self.strategy, "experience", None)
             position = (
-                experience.current_experience if experience is not None else -1,
+                experience.current_experience if experience is not None else self.experience,
                 clock.train_exp_epochs,
                 clock.train_epoch_iterations,
             )
@@ -441,7 +447,9 @@ class StrategyRun:
                 message=message.splitlines()[0] if message else "",
                 directory=self.directory,
             )
-            if self.main:
-                self.tensorboard.writer.close()
-                write_failure(failure)
+            if self.main:  # on a full disk these may fail too: the bench prints the failure
+                with unless_disk_full():
+                    self.tensorboard.writer.close()
+                with unless_disk_full():
+                    write_failure(failure)
             raise StrategyFailed(failure) from error

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 from pathlib import Path
@@ -160,3 +161,62 @@ def write_fake_cifar100(root: Path, per_split: dict[str, list[int]]):
 def write_cifar100():
     """:func:`write_fake_cifar100`, for tests: ``(root, {"train": [...], "test": [...]})``."""
     return write_fake_cifar100
+
+
+class FullDisk:
+    """Makes every write through :mod:`cl_ssl.atomic` fail as on a full disk, from ``fill()`` on.
+
+    Like a real ``ENOSPC``: the first bytes land in the file, then ``write`` raises.
+    ``fill_at`` fills the disk when a file of that name starts being written (the run goes on
+    normally until then); ``free()`` gives the space back; ``failed`` names the files refused.
+    """
+
+    def __init__(self, fill_at: str | None = None) -> None:
+        self.fill_at, self.full, self.failed = fill_at, False, []
+
+    def fill(self) -> None:
+        self.full = True
+
+    def free(self) -> None:
+        self.full, self.fill_at = False, None
+
+    def open(self, path, mode="r", **options):
+        file = open(path, mode, **options)  # noqa: SIM115  (closed by _FullFile)
+        if self.fill_at is not None and Path(path).name == self.fill_at + ".partial":
+            self.full = True
+        if not self.full:
+            return file
+        self.failed.append(Path(path).name.removesuffix(".partial"))  # the target's name
+        return _FullFile(file)
+
+
+class _FullFile:
+    def __init__(self, file) -> None:
+        self.file = file
+
+    def write(self, data):
+        self.file.write(data[:16])  # some bytes land before the disk is full
+        self.file.flush()
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def __getattr__(self, name):
+        return getattr(self.file, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.file.close()
+
+    def __iter__(self):
+        return iter(self.file)
+
+
+@pytest.fixture
+def full_disk(monkeypatch):
+    """A :class:`FullDisk`, installed in :mod:`cl_ssl.atomic` (not yet full)."""
+    import cl_ssl.atomic
+
+    disk = FullDisk()
+    monkeypatch.setattr(cl_ssl.atomic, "open", disk.open, raising=False)
+    return disk

@@ -1,7 +1,15 @@
+import os
+import re
+import stat
+from pathlib import Path
+
+import pandas as pd
 import pytest
 import torch
 
+from cl_ssl.augment import AugmentConfig
 from cl_ssl.checkpoint import CheckpointInfo, load_encoder, load_model, save_checkpoint
+from cl_ssl.config import TrainConfig
 
 
 def test_encoder_round_trip_gives_the_trained_backbones_features(
@@ -65,3 +73,57 @@ def test_weights_that_do_not_fit_the_recorded_backbone_are_one_line(tiny_bench, 
     assert run.exit_code == 2
     assert len(run.output.strip().splitlines()) == 1, run.output
     assert asdict(load_encoder(result.directory / "checkpoints" / "exp0.pt").info)["seed"] == 0
+
+
+def test_a_checkpoint_is_on_disk_before_its_rename_is_trusted(tmp_path, monkeypatch):
+    # fsync of the file's data, then the rename, then fsync of the folder holding the rename:
+    # a lost machine leaves the previous checkpoint or this one whole, never an empty file.
+    from cl_ssl.bench import build_model
+
+    model, _ = build_model(TrainConfig(), 8)
+    events = []
+    real_fsync, real_replace = os.fsync, os.replace
+
+    def fsync(descriptor):
+        status = os.fstat(descriptor)
+        events.append(("fsync", "folder" if stat.S_ISDIR(status.st_mode) else status.st_ino))
+        real_fsync(descriptor)
+
+    def replace(source, target):
+        events.append(("rename", Path(target).name))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "replace", replace)
+    info = CheckpointInfo("small_resnet", "simclr", 8, "naive", 0, 0)
+    path = save_checkpoint(tmp_path / "exp0.pt", model, info, AugmentConfig(input_size=8))
+    assert events == [("fsync", path.stat().st_ino), ("rename", "exp0.pt"), ("fsync", "folder")]
+
+
+def test_a_truncated_checkpoint_is_named_and_resume_goes_on_once_it_is_deleted(tiny_bench):
+    from cl_ssl.bench import run_bench
+
+    config = tiny_bench()
+    directory = run_bench(config).strategies[0].directory
+    expected = pd.read_csv(directory / "metrics.csv")
+    # As if the machine died while exp4.pt was written and before the run finished.
+    (directory / "results.json").unlink()
+    last = directory / "checkpoints" / "exp4.pt"
+    last.write_bytes(last.read_bytes()[:5000])
+    advice = "truncated or corrupt .*: delete it; `clssl bench --resume` then goes on from the"
+    with pytest.raises(ValueError, match=f"{last} is {advice}"):
+        load_encoder(last)
+    failed = run_bench(config, resume=True)
+    assert re.search(advice, failed.failures[0].message), failed.failures[0].message
+
+    last.unlink()  # what the message says to do
+    resumed = run_bench(config, resume=True)
+    assert resumed.ok
+    pd.testing.assert_frame_equal(pd.read_csv(directory / "metrics.csv"), expected)
+    assert load_encoder(last).info.experience == 4  # trained again from exp3.pt
+
+
+def test_an_empty_checkpoint_is_called_truncated(tmp_path):
+    (tmp_path / "exp0.pt").write_bytes(b"")
+    with pytest.raises(ValueError, match="exp0.pt is truncated or corrupt"):
+        load_encoder(tmp_path / "exp0.pt")

@@ -21,11 +21,11 @@ Example:
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from cl_ssl.atomic import write_csv, write_figure
 from cl_ssl.evolve.search import Individual, WeightSpace
 
 if TYPE_CHECKING:
@@ -83,9 +83,7 @@ def write_history_csv(history: Sequence[Individual], path: str | Path) -> Path:
     """:func:`history_frame` as CSV, atomically (temporary file, then rename)."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    history_frame(history).to_csv(partial, index=False)
-    os.replace(partial, path)
+    write_csv(path, history_frame(history), index=False)
     return path
 
 
@@ -154,7 +152,7 @@ def plot_weight_heatmap(
     bottom.xaxis.set_major_locator(MaxNLocator(integer=True))
     bottom.set_xlabel("round (0 = initial population)")
     bottom.set_ylabel("fitness")
-    fig.savefig(path, dpi=100, bbox_inches="tight")
+    write_figure(path, fig, dpi=100, bbox_inches="tight")
     return path
 
 

@@ -36,6 +36,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
+from cl_ssl.atomic import write_text
 from cl_ssl.config import BenchConfig, EvalConfig
 from cl_ssl.evolve.outputs import log_tensorboard, plot_weight_heatmap, write_history_csv
 from cl_ssl.evolve.search import Bounds, EvolutionarySearch, EvolveConfig, Individual, WeightSpace
@@ -196,7 +197,7 @@ def save_settings(settings: EvolveSettings, directory: Path) -> None:
         "ranges": {k: list(v) for k, v in settings.ranges.items()},
         "fitness": settings.fitness,
     }
-    (directory / SETTINGS_FILE).write_text(json.dumps(data, indent=2, default=str))
+    write_text(directory / SETTINGS_FILE, json.dumps(data, indent=2, default=str), durable=True)
 
 
 def load_settings(directory: Path) -> EvolveSettings:
@@ -384,7 +385,8 @@ def write_outputs(settings: EvolveSettings, directory: Path, search: Evolutionar
     if not search.population:
         return
     best = search.best
-    (directory / "best.json").write_text(
+    write_text(
+        directory / "best.json",
         json.dumps(
             {
                 "fitness": settings.fitness,
@@ -393,5 +395,5 @@ def write_outputs(settings: EvolveSettings, directory: Path, search: Evolutionar
                 "command": winner_command(settings, best.weights),
             },
             indent=2,
-        )
+        ),
     )

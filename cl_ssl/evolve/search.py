@@ -66,13 +66,14 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cl_ssl.atomic import write_text
 
 Fitness = Callable[[dict[str, float], int], float]
 # [(weights, individual_id), ...] -> per position, the fitness or the exception evaluation raised.
@@ -568,12 +569,10 @@ class EvolutionarySearch:
         self.rng.setstate((version, tuple(internal), gauss_next))
 
     def save(self, path: str | Path) -> Path:
-        """Write :meth:`state_dict` as JSON, atomically (temporary file, then rename)."""
+        """Write :meth:`state_dict` as JSON, atomically and durably (what ``--resume`` reads)."""
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_name(path.name + ".partial")
-        partial.write_text(json.dumps(self.state_dict(), allow_nan=False))
-        os.replace(partial, path)
+        write_text(path, json.dumps(self.state_dict(), allow_nan=False), durable=True)
         return path
 
     @classmethod

@@ -18,6 +18,7 @@ import matplotlib.pyplot as plt  # noqa: E402  (backend first)
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+from cl_ssl.atomic import write_figure  # noqa: E402
 from cl_ssl.evaluation.continual import seen_average, tidy_matrix  # noqa: E402
 from cl_ssl.reporting.summary import figures_by_seed  # noqa: E402
 
@@ -154,6 +155,6 @@ def write_plots(tidy: pd.DataFrame, directory: Path) -> list[Path]:
 
 def _save(fig, path: Path) -> Path:
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_figure(path, fig, dpi=110)
     plt.close(fig)
     return path

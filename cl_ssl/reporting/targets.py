@@ -31,6 +31,8 @@ from typing import Annotated
 import pandas as pd
 import typer
 
+from cl_ssl.atomic import write_csv
+
 TARGETS = Path(__file__).resolve().parents[2] / "docs" / "results" / "targets.csv"
 """The committed targets (in a source checkout)."""
 
@@ -113,9 +115,7 @@ def write_targets(run: Path, tier: str, source: str, path: Path) -> pd.DataFrame
     )
     kept = pd.read_csv(path) if Path(path).is_file() else pd.DataFrame(columns=COLUMNS)
     table = pd.concat([kept[kept["tier"] != tier], rows], ignore_index=True)
-    partial = Path(path).with_name(Path(path).name + ".partial")
-    table.to_csv(partial, index=False)
-    partial.replace(path)
+    write_csv(path, table, index=False)
     return rows
 
 

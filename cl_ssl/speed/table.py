@@ -25,6 +25,7 @@ from pathlib import Path
 import pandas as pd
 import torch
 
+from cl_ssl.atomic import write_csv, write_text
 from cl_ssl.speed.config import LOOP_ROWS, PIPELINE_ROWS, SpeedConfig
 from cl_ssl.speed.data import DataSource
 from cl_ssl.speed.timing import cpu_model, device_name, malloc_name, resolve_device
@@ -154,10 +155,10 @@ def write_report(report: SpeedReport, path: Path) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".csv":
-        report.table.to_csv(path, index=False)
+        write_csv(path, report.table, index=False)
     elif path.suffix == ".json":
         table = json.loads(report.table.to_json(orient="records"))
         payload = {"header": report.header, "table": table, "rows": report.rows}
-        path.write_text(json.dumps(payload, indent=2) + "\n")
+        write_text(path, json.dumps(payload, indent=2) + "\n")
     else:
         raise ValueError(f"--out {path}: write a .csv or .json file")

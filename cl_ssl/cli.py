@@ -220,6 +220,8 @@ def bench(
         result = run_bench(config, resume=resume is not None)
         main = distributed.is_main()
     except USER_ERRORS as error:
+        if not distributed.is_main():
+            raise typer.Exit(2) from None  # under torchrun: rank 0 alone prints the line
         fail(error)
     finally:
         distributed.teardown()
@@ -559,7 +561,8 @@ def finetune(
         bool,
         typer.Option(
             help="Drop the images the stream trained on from --data (needs the run's "
-            "config.json); --no-leak-check finetunes on a checkpoint without one."
+            "configuration: its config.json, or the copy a bench checkpoint holds); "
+            "--no-leak-check finetunes on a checkpoint without one."
         ),
     ] = True,
 ) -> None:

@@ -723,15 +723,22 @@ def evolve(
     validation splits (--val-fraction, 0.2 unless given). Prints the best weights and the
     `clssl bench` command that reruns them on the test splits.
     """
-    from cl_ssl.evolve.run import DEFAULT_VAL_FRACTION, WorkerDied, make_settings, run_evolve
+    from cl_ssl.evolve.run import (
+        DEFAULT_VAL_FRACTION,
+        DISPLAY_FLAGS,
+        WorkerDied,
+        make_settings,
+        run_evolve,
+    )
     from cl_ssl.evolve.search import EvolveConfig
     from cl_ssl.evolve.space import parse_weight_flags
 
     try:
         if resume is not None:
-            if ctx.args:
+            changing = [a for a in ctx.args if a not in DISPLAY_FLAGS]
+            if changing:
                 raise ValueError(
-                    f"--resume {resume} reruns the saved settings: drop {' '.join(ctx.args)}"
+                    f"--resume {resume} reruns the saved settings: drop {' '.join(changing)}"
                 )
             directory, search = run_evolve(resume=resume, on_individual=_print_individual)
         else:

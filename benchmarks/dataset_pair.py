@@ -15,7 +15,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from cl_ssl.data.resolve import harmonise, load_dataset
-from cl_ssl.registry import register_stream
+from cl_ssl.registry import datasets, register_stream
 from cl_ssl.streams import ExperienceData, SSLStream, StreamOptions, make_stream
 
 DEFAULT_IMAGE_SIZE = 32
@@ -24,11 +24,22 @@ DEFAULT_IMAGE_SIZE = 32
 def parse_dataset_specs(
     text: str | None, default_root: Path | None
 ) -> list[tuple[str, Path | None]]:
-    """``"cifar10=ROOT,fashion-mnist"`` -> [("cifar10", ROOT), ("fashion-mnist", default_root)]."""
-    specs = []
-    for part in (p.strip() for p in (text or "").split(",") if p.strip()):
-        name, sep, root = part.partition("=")
-        specs.append((name, Path(root) if sep else default_root))
+    """``"cifar10=ROOT,fashion-mnist"`` -> [("cifar10", ROOT), ("fashion-mnist", default_root)].
+
+    ``NAME=ROOT`` takes a registry name; a folder is given as a bare path, so ``a=DIR`` with
+    an unknown ``a`` is refused here, before any dataset is read.
+    """
+    parts = [p.strip().partition("=") for p in (text or "").split(",") if p.strip()]
+    unknown = [(name, root) for name, sep, root in parts if sep and name not in datasets]
+    if unknown:
+        name, root = unknown[0]
+        bare = ",".join(root if (name, root) in unknown else name for name, _, root in parts)
+        raise ValueError(
+            f"--datasets {name}={root}: NAME=ROOT takes a registered dataset name "
+            f"({', '.join(datasets.names())}), not '{name}'; give a folder as a bare path: "
+            f"--datasets {bare}"
+        )
+    specs = [(name, Path(root) if sep else default_root) for name, sep, root in parts]
     return specs
 
 

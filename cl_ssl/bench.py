@@ -132,8 +132,9 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     build_method(config.train.method, config.train.method_options)  # a bad --method-opt, now
     stream_factory = streams.get(config.stream)
     resolve_device(config.train.device)
-    distributed.setup(config.train.device)  # under torchrun: join the group
-    local_batch_size(config.train.batch_size)  # splits evenly over the processes
+    # Under torchrun every input check runs before the group starts: a refused bench exits
+    # on every rank with rank 0's one line (cl_ssl.cli.bench), no rank left waiting.
+    local_batch_size(config.train.batch_size, distributed.planned_world_size())
     if resume:
         directory = Path(config.out) / str(config.run_name)
         if not (directory / BENCH_FILE).is_file():
@@ -146,6 +147,7 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     # The stream refuses bad stream options (a missing data root, ...): before anything is
     # created on disk, so a refused bench leaves no empty run directory behind.
     stream = stream_factory(config.stream_options)
+    distributed.setup(config.train.device)  # under torchrun: join the group
     if not resume and distributed.is_main():
         directory = make_run_directory(config.out, config.run_name, config.stream, config.overwrite)
     # The name (a time stamp by default) is rank 0's; only rank 0 writes into it.

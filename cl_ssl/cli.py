@@ -222,6 +222,8 @@ def bench(
         result = run_bench(config, resume=resume is not None)
         main = distributed.is_main()
     except USER_ERRORS as error:
+        if not distributed.is_main():
+            raise typer.Exit(2) from None  # under torchrun: rank 0 alone prints the line
         fail(error)
     except OSError as error:  # outside any strategy run: bench.json, the run directory
         if not is_disk_full(error):
@@ -574,7 +576,8 @@ def finetune(
         bool,
         typer.Option(
             help="Drop the images the stream trained on from --data (needs the run's "
-            "config.json); --no-leak-check finetunes on a checkpoint without one."
+            "configuration: its config.json, or the copy a bench checkpoint holds); "
+            "--no-leak-check finetunes on a checkpoint without one."
         ),
     ] = True,
 ) -> None:
@@ -735,15 +738,22 @@ def evolve(
     validation splits (--val-fraction, 0.2 unless given). Prints the best weights and the
     `clssl bench` command that reruns them on the test splits.
     """
-    from cl_ssl.evolve.run import DEFAULT_VAL_FRACTION, WorkerDied, make_settings, run_evolve
+    from cl_ssl.evolve.run import (
+        DEFAULT_VAL_FRACTION,
+        DISPLAY_FLAGS,
+        WorkerDied,
+        make_settings,
+        run_evolve,
+    )
     from cl_ssl.evolve.search import EvolveConfig
     from cl_ssl.evolve.space import parse_weight_flags
 
     try:
         if resume is not None:
-            if ctx.args:
+            changing = [a for a in ctx.args if a not in DISPLAY_FLAGS]
+            if changing:
                 raise ValueError(
-                    f"--resume {resume} reruns the saved settings: drop {' '.join(ctx.args)}"
+                    f"--resume {resume} reruns the saved settings: drop {' '.join(changing)}"
                 )
             directory, search = run_evolve(resume=resume, on_individual=_print_individual)
         else:

@@ -28,6 +28,9 @@ The contract, which the rest of cl-ssl relies on:
   buffer updates and anything else drawn between experiences agree on every rank.
 - Rank 0 alone evaluates and writes (metrics, TensorBoard, checkpoints, summaries); the
   others wait at :func:`barrier`.
+- Bad input (a ``--batch-size`` that does not split over the processes, a bad option, a
+  missing data root) is found before the group starts: rank 0 alone prints the one-line
+  error and every rank exits 2 (torchrun then reports the failed processes, exit 1).
 
 Example:
     >>> setup("auto")  # under torchrun: joins the group; otherwise nothing
@@ -73,8 +76,19 @@ def rank() -> int:
 
 
 def is_main() -> bool:
-    """Whether this process evaluates and writes (rank 0)."""
+    """Whether this process evaluates, writes and prints (rank 0).
+
+    Before the process group starts (an input error found up front), torchrun's ``RANK``
+    tells, so that rank 0 alone prints the error.
+    """
+    if launched() and not active():
+        return int(os.environ.get("RANK", "0")) == 0
     return rank() == 0
+
+
+def planned_world_size() -> int:
+    """Processes torchrun started (``WORLD_SIZE``), known before the group starts; else 1."""
+    return int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
 
 
 def local_rank() -> int:

@@ -10,9 +10,10 @@ Data, kept apart from what the encoder trained on (else the test images were see
 self-supervised training and the report flatters the embedding):
 
 - ``stream`` (default): the checkpoint's stream is rebuilt from its run's ``config.json``
-  and only the union of its experiences' *test* splits is used, split per class into the
-  head's training images (``train_per_class``, at most ``1 - test_fraction`` of a class)
-  and test images (the rest). Classes of different source datasets (``domain``) get
+  (or, for a checkpoint copied out of its run, the configuration it holds) and only the
+  union of its experiences' *test* splits is used, split per class into the head's
+  training images (``train_per_class``, at most ``1 - test_fraction`` of a class) and test
+  images (the rest). Classes of different source datasets (``domain``) get
   distinct ids. A run evaluated on validation splits (``--val-fraction``) still never
   touched its test splits, so those are used.
 - a dataset registry name (``digits``, ``cifar10`` with ``--data-root``, ...) or a folder
@@ -73,7 +74,8 @@ class FinetuneConfig:
         seed: Seed of the subset, the split and the head's initialisation.
         device: Where the encoder runs.
         leak_check: Drop the images the stream trained on from ``data`` (needs the run's
-            ``config.json``); off only to finetune on a checkpoint without one.
+            configuration: ``config.json`` or the checkpoint's copy); off only to finetune on
+            a checkpoint without one.
     """
 
     checkpoint: Path
@@ -166,7 +168,8 @@ def rebuild_stream(checkpoint: Path, **changes: Any) -> SSLStream:
     """The stream a checkpoint's run trained on, rebuilt from the run's config.
 
     Args:
-        checkpoint: A checkpoint (or run directory) with the run's ``config.json``.
+        checkpoint: A checkpoint (or run directory) with the run's ``config.json``, or a
+            checkpoint that holds the run's configuration.
         **changes: StreamOptions fields to change, e.g. ``val_fraction=0.0``.
     """
     from cl_ssl.registry import streams

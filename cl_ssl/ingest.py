@@ -25,7 +25,6 @@ import os
 import re
 import shutil
 import tempfile
-import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -176,10 +175,22 @@ def ingest(config: IngestConfig, progress: bool = True) -> IngestReport:
 
     Complete VODs are skipped, interrupted ones are redone from scratch, and a VOD that
     fails (missing file, undecodable video, no frames, download error) is reported in
-    :attr:`IngestReport.failed` with a warning while the others go on.
+    :attr:`IngestReport.failed`, with its one-line reason, while the others go on (the
+    caller prints it: ``clssl ingest`` once, in its summary). A call that writes no frame
+    leaves no empty ``frames/`` (nor an ``out`` folder it created) behind.
     """
     vods = read_vods(config.vods_csv)
+    created = not config.out.exists()
     config.frames_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        return _ingest_all(vods, config, progress)
+    finally:
+        for folder in (config.frames_dir, config.out if created else None):
+            if folder is not None and folder.is_dir() and not any(folder.iterdir()):
+                folder.rmdir()
+
+
+def _ingest_all(vods: pd.DataFrame, config: IngestConfig, progress: bool) -> IngestReport:
     in_manifest = _reconcile_manifest(config)
     report = IngestReport()
     bar = tqdm(vods.to_dict("records"), desc="ingest", unit="vod", disable=not progress)
@@ -204,10 +215,8 @@ def ingest(config: IngestConfig, progress: bool = True) -> IngestReport:
             report.done.append(vod_id)
             report.frames += len(rows)
             continue
-        reason = " ".join(reason.split()) or "unknown error"
         shutil.rmtree(folder, ignore_errors=True)
-        report.failed[vod_id] = reason
-        warnings.warn(f"VOD {vod_id} failed: {reason}", stacklevel=2)
+        report.failed[vod_id] = " ".join(reason.split()) or "unknown error"
     bar.close()
     return report
 

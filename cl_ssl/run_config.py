@@ -5,7 +5,9 @@ starts (and ``results.json``, holding the same keys, when it ends). Tools that m
 the run's stream exactly (``clssl finetune``, to keep the images it trained on out of the
 labeled data) or check that runs are comparable (``clssl report``) read it with
 :func:`load_run_config`. Runs written before ``config.json`` existed fall back to
-``results.json``; what they do not record (``stream_options``, ``split_seed``) is None.
+``results.json``; what they do not record (``stream_options``, ``split_seed``) is None. A
+checkpoint copied out of its run folder holds the same configuration (format 2), read when no
+file is next to it.
 
 Example:
     >>> config = load_run_config(Path("runs/demo/naive/seed0/checkpoints/exp4.pt"))
@@ -83,25 +85,31 @@ def load_run_config(directory_or_checkpoint: Path) -> RunConfig:
     Args:
         directory_or_checkpoint: ``<out>/<run>/<strategy>/seed<s>`` (or any directory that
             holds a ``config.json``/``results.json``), or a ``checkpoints/exp<k>.pt`` in it.
+            A checkpoint copied out of its run gives the configuration it holds (format 2).
 
     Raises:
-        FileNotFoundError: Neither ``config.json`` nor ``results.json`` is there.
+        FileNotFoundError: Neither ``config.json`` nor ``results.json`` is there, nor a
+            configuration in the checkpoint.
         ValueError: The file is not valid JSON or lacks the keys every run writes.
     """
     path = find_config_file(directory_or_checkpoint)
     if path is None:
-        directory = run_directory(directory_or_checkpoint)
-        raise FileNotFoundError(
-            f"no config.json or results.json in {directory}: pass a checkpoint or run "
-            "directory written by `clssl bench`"
-        )
-    try:
-        payload = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise ValueError(
-            f"{path} is not readable JSON ({error.__class__.__name__}): rerun the bench "
-            "or restore the file"
-        ) from None
+        path = Path(directory_or_checkpoint)
+        payload = _checkpoint_config(path)
+        if payload is None:
+            held = f" and {path.name} holds no run configuration" if path.is_file() else ""
+            raise FileNotFoundError(
+                f"no config.json or results.json in {run_directory(path)}{held}: pass a "
+                "checkpoint or run directory written by `clssl bench`"
+            )
+    else:
+        try:
+            payload = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise ValueError(
+                f"{path} is not readable JSON ({error.__class__.__name__}): rerun the bench "
+                "or restore the file"
+            ) from None
     if not isinstance(payload, dict):
         payload = {}
     missing = [k for k in ("stream", "train", "strategy") if k not in payload]
@@ -129,6 +137,16 @@ def load_run_config(directory_or_checkpoint: Path) -> RunConfig:
         eval_split=str(payload.get("eval_split") or "test"),
         ignored_options=ignored,
     )
+
+
+def _checkpoint_config(path: Path) -> Any:
+    """The run configuration a checkpoint file holds (format 2), else None."""
+    if path.suffix != ".pt" or not path.is_file():
+        return None
+    from cl_ssl.checkpoint import _read  # the one reader of checkpoint files
+
+    text = _read(path).get("config")
+    return json.loads(text) if text else None
 
 
 def stream_options_from_dict(values: dict[str, Any]) -> tuple[StreamOptions, dict[str, Any]]:

@@ -5,6 +5,13 @@ A strategy is a plugin class registered with ``@register_strategy(name)``; it ha
 ``"naive,lwf-ssl+replay"`` names runs separated by ``,``; ``+`` composes the plugins of one
 run. Options arrive as ``{"lwf-ssl": {"lambda": "1.0"}}`` and apply wherever that strategy
 appears.
+
+A plugin declares what it owns in a run as a class attribute, ``owns``: the loss terms it
+adds (``"distill"``) and shared roles from :data:`ROLES` (CaSSLe's
+``{"distill", "predictor"}``). Two plugins of one run that own the same thing would collide or
+count one term twice, so such a composition (``cassle+pnr``, ``lwf-ssl+cassle``) is refused
+when the spec is parsed, before any data is read. Plugins that own nothing in common compose
+(``lwf-ssl+replay``, ``ewc+replay``, ``lwf-ssl+pnr``).
 """
 
 from __future__ import annotations
@@ -17,6 +24,11 @@ from avalanche.core import SupervisedPlugin
 from cl_ssl.options import parse_options
 from cl_ssl.registry import strategies
 
+# Roles a plugin can own besides its loss terms (``owns``), as the clash message says them.
+ROLES = {
+    "predictor": "CaSSLe's predictor and distillation term (PNR's regularization contains them)",
+}
+
 
 @dataclass(frozen=True)
 class NoOptions:
@@ -26,7 +38,8 @@ class NoOptions:
 def parse_spec(spec: str) -> list[tuple[str, ...]]:
     """``"naive,lwf-ssl+replay"`` -> ``[("naive",), ("lwf-ssl", "replay")]``, names checked.
 
-    A plugin named twice in one run, or a run named twice, is an error.
+    A plugin named twice in one run, a run named twice, or two plugins of one run that own
+    one role (:func:`check_roles`) is an error.
     """
     runs = [tuple(p.strip() for p in run.split("+")) for run in spec.split(",") if run.strip()]
     if not runs:
@@ -36,6 +49,7 @@ def parse_spec(spec: str) -> list[tuple[str, ...]]:
             strategies.get(name)
         if len(set(run)) != len(run):
             raise ValueError(f"strategy '{'+'.join(run)}' repeats a plugin: name each once")
+        check_roles(run)
     repeated = next((run for i, run in enumerate(runs) if run in runs[:i]), None)
     if repeated is not None:  # both would train into one <strategy>/seed<s>/ directory
         raise ValueError(
@@ -43,6 +57,21 @@ def parse_spec(spec: str) -> list[tuple[str, ...]]:
             "(--seeds repeats runs over seeds)"
         )
     return runs
+
+
+def check_roles(run: Sequence[str]) -> None:
+    """Refuse a composition in which two plugins own one role or loss term (``owns``)."""
+    owners: dict[str, str] = {}
+    for name in run:
+        for role in sorted(getattr(strategies.get(name), "owns", ())):
+            other = owners.setdefault(role, name)
+            if other != name:
+                what = ROLES.get(role, f"the '{role}' loss term")
+                raise ValueError(
+                    f"--strategy {'+'.join(run)}: '{other}' and '{name}' both own {what}: "
+                    f"compose only one of them, or compare them as separate runs "
+                    f"(--strategy {other},{name})"
+                )
 
 
 def check_options(

@@ -121,9 +121,13 @@ def make_optimizer(train: TrainConfig, model: torch.nn.Module) -> torch.optim.Op
     return torch.optim.Adam(groups, lr=train.lr, weight_decay=train.weight_decay)
 
 
-def local_batch_size(batch_size: int) -> int:
-    """Images per step on this rank: the global ``--batch-size`` split evenly over ranks."""
-    ranks = distributed.world_size()
+def local_batch_size(batch_size: int, ranks: int | None = None) -> int:
+    """Images per step on this rank: the global ``--batch-size`` split evenly over ``ranks``.
+
+    ``ranks`` None: the running group's size (before it starts, pass
+    :func:`cl_ssl.distributed.planned_world_size`).
+    """
+    ranks = distributed.world_size() if ranks is None else ranks
     if batch_size % ranks:
         raise ValueError(
             f"--batch-size {batch_size} is the global batch and must split evenly over the "

@@ -88,6 +88,9 @@ class CaSSLePlugin(SupervisedPlugin):
     Options = CaSSLeOptions
     # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
     loss_weights = {"weight": (0.0, 2.0)}
+    # What it owns in a composed run (cl_ssl.strategy.check_roles): its loss term and
+    # predictor (PNR has both inside, lwf-ssl adds "distill" too).
+    owns = frozenset({"distill", "predictor"})
 
     def __init__(self, options: CaSSLeOptions | None = None) -> None:
         super().__init__()

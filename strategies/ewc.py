@@ -89,6 +89,8 @@ class EWCPlugin(AvalancheEWCPlugin):
     # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
     # lambda spans decades: searched log-uniformly.
     loss_weights = {"lambda": (1e3, 1e7, "log")}
+    # What it owns in a composed run (cl_ssl.strategy.check_roles): its loss term.
+    owns = frozenset({"ewc"})
 
     def __init__(self, options: EWCOptions | None = None) -> None:
         self.options = options or EWCOptions()

@@ -110,6 +110,8 @@ class LwFSSLPlugin(NoState, SupervisedPlugin):
     Options = LwFSSLOptions
     # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
     loss_weights = {"lambda": (0.0, 2.0)}
+    # What it owns in a composed run (cl_ssl.strategy.check_roles): its loss term.
+    owns = frozenset({"distill"})
 
     def __init__(self, options: LwFSSLOptions | None = None) -> None:
         super().__init__()

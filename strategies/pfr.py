@@ -72,6 +72,8 @@ class PFRPlugin(SupervisedPlugin):
     Options = PFROptions
     # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
     loss_weights = {"weight": (0.0, 2.0)}
+    # What it owns in a composed run (cl_ssl.strategy.check_roles): its loss term.
+    owns = frozenset({"pfr"})
 
     def __init__(self, options: PFROptions | None = None) -> None:
         super().__init__()

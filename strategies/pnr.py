@@ -150,6 +150,9 @@ class PNRPlugin(SupervisedPlugin):
     Options = PNROptions
     # Loss-term weights `clssl evolve` searches (--opt keys; ranges hold the defaults).
     loss_weights = {"weight": (0.0, 2.0), "negative-weight": (0.0, 2.0)}
+    # What it owns in a composed run (cl_ssl.strategy.check_roles): its loss terms and
+    # CaSSLe's predictor (pnr_reg is CaSSLe's term with pseudo-negatives).
+    owns = frozenset({"pnr_ssl", "pnr_reg", "pnr_negative", "predictor"})
 
     def __init__(self, options: PNROptions | None = None) -> None:
         super().__init__()

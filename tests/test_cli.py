@@ -54,6 +54,21 @@ runner = CliRunner()
              "8", "--max-images", "40", "--batch-size", "32"],
             "error: --strategy names 'naive' twice: name each run once",
         ),
+        # Clashing compositions: PNR's term holds CaSSLe's (it would count twice, with two
+        # predictors); lwf-ssl and cassle both add 'distill' (it failed after experience 0).
+        (
+            ["--stream", "digits-periods", "--strategy", "naive,cassle+pnr", "--image-size",
+             "8", "--max-images", "40", "--batch-size", "32"],
+            "error: --strategy cassle+pnr: 'cassle' and 'pnr' both own CaSSLe's predictor and "
+            "distillation term (PNR's regularization contains them): compose only one of them, "
+            "or compare them as separate runs (--strategy cassle,pnr)",
+        ),
+        (
+            ["--stream", "digits-periods", "--strategy", "lwf-ssl+cassle", "--image-size",
+             "8", "--max-images", "40", "--batch-size", "32"],
+            "error: --strategy lwf-ssl+cassle: 'lwf-ssl' and 'cassle' both own the 'distill' "
+            "loss term",
+        ),
         # Non-finite float options would only fail mid-training.
         (
             ["--stream", "cifar10-split", "--strategy", "lwf-ssl", "--opt", "lwf-ssl.lambda=inf"],

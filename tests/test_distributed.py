@@ -182,6 +182,32 @@ def test_bad_distributed_settings_are_refused_up_front(monkeypatch):
         ReplayPlugin(ReplayOptions(mode="double"))
 
 
+def test_bad_input_under_torchrun_is_refused_before_the_group_by_rank_0_alone(
+    monkeypatch, tmp_path
+):
+    """Each rank as torchrun starts it (no group yet): one line from rank 0, exit 2 on both."""
+    import torch.distributed as dist
+    from typer.testing import CliRunner
+
+    from cl_ssl.cli import app
+
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)  # joining a group now would fail
+    out = tmp_path / "runs"
+    args = ["bench", "--stream", "digits-periods", "--batch-size", "33", "--device", "cpu",
+            "--out", str(out), "--run-name", "ddp", "--no-progress"]  # fmt: skip
+    line = (
+        "error: --batch-size 33 is the global batch and must split evenly over the 2 "
+        "processes: pass a multiple of 2"
+    )
+    for rank, printed in (("0", [line]), ("1", [])):
+        monkeypatch.setenv("RANK", rank)
+        result = CliRunner().invoke(app, args)
+        assert result.exit_code == 2
+        assert result.output.strip().splitlines() == printed, result.output
+        assert not dist.is_initialized() and not out.exists()
+
+
 def test_an_error_on_one_rank_stops_every_rank_with_its_message(tmp_path):
     args = ["--stream", "digits-periods", "--strategy", "naive,lwf-ssl", "--image-size", "8",
             "--max-images", "40", "--batch-size", "32", "--no-progress", "--device", "cpu",

@@ -27,7 +27,9 @@ TINY = StreamOptions(image_size=8, max_images=40)
 def write_run(directory: Path, stream: str, options: StreamOptions, config=True) -> Path:
     """A strategy run directory as the bench leaves it: config.json and a checkpoint.
 
-    The model is untrained: what these tests check is which images the head sees.
+    ``config="checkpoint"``: the configuration only inside the checkpoint (as the bench
+    also writes it), no config.json. The model is untrained: what these tests check is which
+    images the head sees.
     """
     from cl_ssl.augment import AugmentConfig
     from cl_ssl.bench import build_model
@@ -49,12 +51,17 @@ def write_run(directory: Path, stream: str, options: StreamOptions, config=True)
             "eval_split": "test",
         }
         directory.mkdir(parents=True, exist_ok=True)
-        (directory / "config.json").write_text(json.dumps(payload))
+        if config != "checkpoint":
+            (directory / "config.json").write_text(json.dumps(payload))
     torch.manual_seed(0)
     model, _ = build_model(train, 8)
     info = CheckpointInfo(train.backbone, train.method, 8, "naive", 4, 0)
     return save_checkpoint(
-        directory / "checkpoints" / "exp4.pt", model, info, AugmentConfig(input_size=8)
+        directory / "checkpoints" / "exp4.pt",
+        model,
+        info,
+        AugmentConfig(input_size=8),
+        config=payload if config == "checkpoint" else None,
     )
 
 
@@ -158,6 +165,24 @@ def test_a_missing_run_config_fails_unless_the_leak_check_is_off(tmp_path):
     assert "labeled data: digits (not checked against the stream's training images" in (
         result.output
     )
+
+
+def test_a_checkpoint_copied_out_of_its_run_uses_the_configuration_it_holds(tmp_path):
+    """No config.json beside it: the checkpoint's own copy rebuilds the stream."""
+    import shutil
+
+    written = write_run(tmp_path / "run", "digits-periods", TINY, config="checkpoint")
+    copied = shutil.copy(written, tmp_path / "exp4.pt")
+    shutil.rmtree(tmp_path / "run")
+    args = ["finetune", "--checkpoint", str(copied), "--epochs", "2", "--device", "cpu"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "labeled data: the stream's test splits (never trained on): 20 images" in result.output
+    assert (tmp_path / "exp4-finetune-stream.csv").is_file()
+    # The leak check drops the stream's training images from a separate set, as in the run.
+    result = CliRunner().invoke(app, [*args, "--data", "digits"])
+    assert result.exit_code == 0, result.output
+    assert "labeled data: digits minus 180 images the stream trained on" in result.output
 
 
 def test_a_run_config_without_stream_options_is_refused(tmp_path):

@@ -3,6 +3,7 @@ from __future__ import annotations
 import csv
 import math
 import sys
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -232,13 +233,12 @@ def test_bad_vods_fail_alone(tmp_path, video_10fps):
     )
     config = IngestConfig(vods, tmp_path / "out", fps=1)
 
-    with pytest.warns(UserWarning) as warned:
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
         report = ingest(config, progress=False)
 
     assert report.done == ["good"]
-    assert [str(w.message) for w in warned] == [
-        f"VOD {vod_id} failed: {reason}" for vod_id, reason in report.failed.items()
-    ]
+    assert warned == []  # reported once, by the caller (clssl ingest's summary)
     assert set(report.failed) == {"corrupt", "missing", "text", "still", "late"}
     assert report.failed["text"].startswith(f"cannot open {text}: ")
     assert report.failed["still"].startswith(f"{still} is a still image (")
@@ -258,10 +258,10 @@ def test_url_source_without_downloader(tmp_path, monkeypatch):
         [{"vod_id": "u", "created_at": CREATED, "source": "https://example.com/videos/1"}],
     )
 
-    with pytest.warns(UserWarning):
-        report = ingest(IngestConfig(vods, tmp_path / "out"), progress=False)
+    report = ingest(IngestConfig(vods, tmp_path / "out"), progress=False)
 
     assert report.failed == {"u": URL_HELP}
+    assert not (tmp_path / "out").exists()  # nothing written: no empty folders left
     assert URL_HELP == "URL source needs yt-dlp or streamlink: pip install 'cl-ssl[urls]'"
 
 
@@ -332,9 +332,23 @@ def test_cli_exits_non_zero_when_no_vod_was_ingested(tmp_path):
         tmp_path / "vods.csv",
         [{"vod_id": "missing", "created_at": CREATED, "source": "nowhere.mp4", "start": ""}],
     )
-    with pytest.warns(UserWarning, match="VOD missing failed"):
+    with warnings.catch_warnings(record=True) as warned:
+        warnings.simplefilter("always")
         result = CliRunner().invoke(app, ["ingest", str(vods), "--out", str(tmp_path / "out")])
     assert result.exit_code == 2, result.output
-    assert "failed missing" in result.output
+    assert warned == [] and result.output.count("nowhere.mp4") == 1  # printed once
+    assert f"  failed missing: video file {tmp_path / 'nowhere.mp4'} not found" in result.output
     assert "error: no VOD was ingested, so no manifest was written" in result.output
     assert "manifest: " not in result.output
+    assert not (tmp_path / "out").exists()  # no empty out/frames/ left behind
+
+
+def test_a_failed_call_into_an_existing_folder_leaves_it_as_it_was(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    vods = write_csv(
+        tmp_path / "vods.csv",
+        [{"vod_id": "missing", "created_at": CREATED, "source": "nowhere.mp4", "start": ""}],
+    )
+    report = ingest(IngestConfig(vods, out), progress=False)
+    assert set(report.failed) == {"missing"} and list(out.iterdir()) == []

@@ -162,29 +162,54 @@ def check_files(
     """Indices of ``paths`` whose header reads, and the first readable image's width.
 
     Unreadable files are reported in one warning; none readable, or more than
-    ``max_bad_fraction`` of them, raises ``TooManyBadImagesError`` naming examples.
+    ``max_bad_fraction`` of them, raises ``TooManyBadImagesError`` with a count and three
+    examples. Files that do not exist (a manifest's wrong paths) are told apart as
+    "not found" from files that are not images.
     """
     sizes = [readable_header(p) for p in paths]
     kept = [i for i, s in enumerate(sizes) if s is not None]
-    bad = len(paths) - len(kept)
-    if bad:
-        examples = ", ".join(str(paths[i]) for i, s in enumerate(sizes) if s is None)[:300]
+    bad = [i for i, s in enumerate(sizes) if s is None]
+    if not bad:
+        return kept, sizes[kept[0]][0] if kept else None
+    folder = os.path.commonpath([os.path.abspath(Path(p).parent) for p in paths])
+    missing = [i for i in bad if not os.path.exists(paths[i])]
+    unreadable = sorted(set(bad) - set(missing))
+    share = len(bad) / len(paths)
+    if missing:
+        found = [f"{len(missing)} not found ({_examples(paths, missing, folder)})"]
+        if unreadable:
+            found.append(f"{len(unreadable)} unreadable ({_examples(paths, unreadable, folder)})")
+        fix = "check the paths (a manifest's are relative to its folder)"
+        if not kept or share > max_bad_fraction:
+            limit = f" ({share:.0%} > {max_bad_fraction:.0%})" if kept else ""
+            raise TooManyBadImagesError(
+                f"{where}of the {len(paths)} image files under {folder}, "
+                f"{' and '.join(found)}{limit}: {fix}"
+            )
+        what = f"{' and '.join(found)} under {folder}"
+    else:
+        examples = _examples(paths, unreadable, folder)
         if not kept:
-            folder = os.path.commonpath([os.path.abspath(Path(p).parent) for p in paths])
             raise TooManyBadImagesError(
                 f"{where}none of the {len(paths)} image files under {folder} is a readable image "
-                f"(e.g. {examples}): replace them with real images"
+                f"({examples}): replace them with real images"
             )
-        share = bad / len(paths)
         if share > max_bad_fraction:
             raise TooManyBadImagesError(
-                f"{where}{bad} of {len(paths)} images are unreadable ({share:.0%} > "
-                f"{max_bad_fraction:.0%}), e.g. {examples}: fix or remove them"
+                f"{where}{len(bad)} of {len(paths)} images are unreadable ({share:.0%} > "
+                f"{max_bad_fraction:.0%}) under {folder} ({examples}): fix or remove them"
             )
-        warnings.warn(
-            f"skipped {bad} unreadable image(s) of {len(paths)}: {examples}", stacklevel=3
-        )
-    return kept, (sizes[kept[0]][0] if kept else None)
+        what = f"under {folder} ({examples})"
+    warnings.warn(
+        f"skipped {len(bad)} unreadable image(s) of {len(paths)}: {what}", stacklevel=3
+    )
+    return kept, sizes[kept[0]][0]
+
+
+def _examples(paths: Sequence[str | Path], indices: Sequence[int], folder: str) -> str:
+    """``e.g. a.jpg, b.jpg, c.jpg`` (three of ``indices``, relative to ``folder``)."""
+    names = [os.path.relpath(os.path.abspath(paths[i]), folder) for i in indices[:3]]
+    return "e.g. " + ", ".join(names) + (", ..." if len(indices) > 3 else "")
 
 
 def image_batches(dataset: ImageDataset, batch_size: int, workers: int = 0) -> Iterator[Tensor]:

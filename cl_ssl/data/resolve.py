@@ -30,7 +30,10 @@ def load_dataset(name: str, root: Path | None = None) -> LoadedDataset:
             )
         return LoadedDataset(load_image_folder(folder))
     known = ", ".join(datasets.names())
-    raise ValueError(f"dataset '{name}' is neither a known dataset ({known}) nor a folder")
+    raise ValueError(
+        f"dataset '{name}' is neither a known dataset ({known}) nor a folder: name a registered "
+        "dataset, or give an existing folder's path"
+    )
 
 
 def harmonise(dataset: ImageDataset, size: int, channels: int) -> ImageDataset:

@@ -45,6 +45,9 @@ from cl_ssl.evolve.space import weight_space
 FITNESS = ("nmi", "knn", "knn-stable")
 SETTINGS_FILE, STATE_FILE = "evolve.json", "state.json"
 DEFAULT_VAL_FRACTION = 0.2
+# Bench flags that change no result (individuals never show progress bars): accepted with
+# --resume, which refuses every other flag, as `clssl bench --resume` accepts them.
+DISPLAY_FLAGS = ("--progress", "--no-progress")
 
 
 @dataclass(frozen=True)

@@ -85,6 +85,53 @@ def test_a_period_without_one_readable_frame_is_named(manifest, digit_folder):
     )
 
 
+def test_manifest_rows_without_files_are_not_found_with_a_count_and_three_examples(
+    manifest, tmp_path
+):
+    """A manifest moved away from its frames: "not found", not "not a readable image"."""
+    import re
+
+    from typer.testing import CliRunner
+
+    from cl_ssl.cli import app
+
+    moved = tmp_path / "elsewhere" / "frames.csv"
+    moved.parent.mkdir()
+    moved.write_text(manifest.read_text())
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(
+        app,
+        ["bench", "--stream", "twitch-periods", "--manifest", str(moved), "--image-size", "8",
+         "--out", str(out), "--run", "tw", "--no-progress"],
+    )  # fmt: skip
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    head = (
+        "error: period 2020-01-10T12:00/2020-07-10T12:00: of the 150 image files under "
+        f"{tmp_path / 'elsewhere' / 'digits'}, 150 not found "
+    )
+    assert line.startswith(head), line
+    examples = r"\(e\.g\. \d/\d+\.png, \d/\d+\.png, \d/\d+\.png, \.\.\.\)"
+    fix = ": check the paths (a manifest's are relative to its folder)"
+    assert re.fullmatch(examples + re.escape(fix), line[len(head) :]), line
+    assert not out.exists()
+
+
+def test_missing_and_unreadable_frames_are_told_apart(manifest, digit_folder):
+    for n in range(2):
+        (digit_folder / "0" / f"{n}.png").unlink()
+    (digit_folder / "1" / "0.png").write_bytes(b"not a png")
+    with pytest.warns(UserWarning, match=r"skipped 3 unreadable image\(s\) of 150: 2 not found"):
+        twitch_periods(StreamOptions(manifest=manifest, image_size=8))
+    with pytest.raises(ValueError) as error:
+        twitch_periods(StreamOptions(manifest=manifest, image_size=8, max_bad_fraction=0.01))
+    assert str(error.value) == (
+        f"period 2020-01-10T12:00/2020-07-10T12:00: of the 150 image files under {digit_folder}, "
+        "2 not found (e.g. 0/0.png, 0/1.png) and 1 unreadable (e.g. 1/0.png) (2% > 1%): check "
+        "the paths (a manifest's are relative to its folder)"
+    )
+
+
 def test_missing_manifest_flag_says_how_to_build_one():
     with pytest.raises(ValueError, match="twitch-periods needs --manifest"):
         twitch_periods(StreamOptions())

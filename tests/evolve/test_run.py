@@ -204,7 +204,13 @@ def test_an_interrupted_evolve_resumes_to_the_uninterrupted_history(tmp_path):
     with pytest.raises(Stop):
         run_evolve(cut, on_individual=stop_after_two)
     assert len(pd.read_csv(tmp_path / "cut" / "history.csv")) == 2
-    again = runner.invoke(app, ["evolve", "--resume", str(tmp_path / "cut")])
+    resume = ["evolve", "--resume", str(tmp_path / "cut")]
+    changed = runner.invoke(app, [*resume, "--epochs", "2"])
+    assert changed.exit_code == 2 and "reruns the saved settings: drop --epochs 2" in (
+        changed.output
+    )
+    # --no-progress, as the search was started with (and as `bench --resume` accepts it).
+    again = runner.invoke(app, [*resume, "--no-progress"])
     assert again.exit_code == 0, again.output
     resumed = pd.read_csv(tmp_path / "cut" / "history.csv")
     columns = ["id", "round", "parent", "mutated", "fitness", "lwf-ssl.lambda"]

@@ -16,6 +16,31 @@ def test_strategy_runs_end_to_end_on_a_tiny_stream(name, tiny_bench):
     assert all(math.isfinite(v) for v in matrix.values.flatten())
 
 
+@pytest.mark.parametrize(
+    "spec", ["lwf-ssl+replay", "cassle+replay", "ewc+replay", "pnr+replay", "lwf-ssl+pnr"]
+)
+def test_compositions_that_own_nothing_in_common_are_accepted(spec):
+    from cl_ssl.strategy import parse_spec
+
+    assert parse_spec(spec) == [tuple(spec.split("+"))]
+
+
+def test_plugins_that_own_one_role_do_not_compose(monkeypatch):
+    """Read from the plugins' ``owns``: a new plugin owning 'distill' clashes as well."""
+    from avalanche.core import SupervisedPlugin
+
+    from cl_ssl.strategy import parse_spec
+
+    class Other(SupervisedPlugin):
+        owns = frozenset({"distill"})
+
+    monkeypatch.setattr(strategies, "_entries", dict(strategies._entries))
+    strategies.add("other-distill", Other)
+    with pytest.raises(ValueError, match="'lwf-ssl' and 'other-distill' both own the 'distill'"):
+        parse_spec("naive,lwf-ssl+other-distill")
+    assert parse_spec("ewc+other-distill") == [("ewc", "other-distill")]
+
+
 def test_composed_run_pays_every_plugins_term(tiny_stream, make_template):
     """``lwf-ssl+replay``: distillation on batches that also carry buffered images."""
     from avalanche.core import SupervisedPlugin

@@ -200,9 +200,7 @@ def check_files(
                 f"{max_bad_fraction:.0%}) under {folder} ({examples}): fix or remove them"
             )
         what = f"under {folder} ({examples})"
-    warnings.warn(
-        f"skipped {len(bad)} unreadable image(s) of {len(paths)}: {what}", stacklevel=3
-    )
+    warnings.warn(f"skipped {len(bad)} unreadable image(s) of {len(paths)}: {what}", stacklevel=3)
     return kept, sizes[kept[0]][0]
 
 

@@ -93,13 +93,22 @@ def check(run: Path, targets: pd.DataFrame) -> list[str]:
     return failures
 
 
-def write_targets(run: Path, tier: str, source: str, path: Path) -> pd.DataFrame:
+def write_targets(
+    run: Path, tier: str, source: str, path: Path, strategies: tuple[str, ...] = ()
+) -> pd.DataFrame:
     """Replace ``tier``'s rows of ``path`` by targets measured in ``run``; returns them.
 
-    Mean over seeds; tolerance ``max(floor, 3 x std)`` per :data:`FLOORS` column.
+    Mean over seeds; tolerance ``max(floor, 3 x std)`` per :data:`FLOORS` column (3 std of
+    one seed's value, so a tier that runs one seed is checked against a several-seed run).
+    ``strategies`` keeps those strategies' rows only (empty: all).
     """
     stats = measured(run)
     stats = stats[stats["column"].isin(FLOORS) & stats["mean"].notna()]
+    if strategies:
+        missing = sorted(set(strategies) - set(stats["strategy"]))
+        if missing:
+            raise ValueError(f"{run} did not measure {missing}: targets need a finished run")
+        stats = stats[stats["strategy"].isin(strategies)]
     spread = 3 * stats["std"].fillna(0.0)
     rows = pd.DataFrame(
         {
@@ -129,11 +138,15 @@ def main(
     targets: Annotated[Path, typer.Option(help="Targets CSV.")] = TARGETS,
     write: Annotated[bool, typer.Option(help="Write the tier's targets from RUN.")] = False,
     source: Annotated[str, typer.Option(help="Commit and machine, with --write.")] = "",
+    strategies: Annotated[
+        str, typer.Option(help="With --write: only these strategies, e.g. naive,lwf-ssl.")
+    ] = "",
 ) -> None:
     """Check RUN's summary figures against the tier's targets; exit 1 naming each miss."""
     try:
         if write:
-            rows = write_targets(run, tier, source, targets)
+            only = tuple(name for name in strategies.split(",") if name)
+            rows = write_targets(run, tier, source, targets, only)
             typer.echo(f"wrote {len(rows)} '{tier}' targets to {targets}")
             return
         wanted = load_targets(targets, tier)

@@ -54,6 +54,15 @@ def test_writing_one_tier_keeps_the_others(tmp_path):
     assert not list(tmp_path.glob("*.partial"))
 
 
+def test_a_tier_can_take_some_strategies_of_a_larger_run(tmp_path):
+    run = bench_dir(tmp_path, [("naive", KNN, 0.8, 0.01), ("cassle", KNN, 0.9, 0.01)])
+    path = tmp_path / "targets.csv"
+
+    assert write_targets(run, "ci", "", path, ("naive",))["strategy"].tolist() == ["naive"]
+    with pytest.raises(ValueError, match=r"did not measure \['pnr'\]"):
+        write_targets(run, "ci", "", path, ("naive", "pnr"))
+
+
 def test_a_figure_outside_its_tolerance_is_named_with_both_values(tmp_path):
     path = tmp_path / "targets.csv"
     write_targets(

@@ -153,14 +153,17 @@ class SeenImages:
         keep = torch.ones(len(dataset), dtype=torch.bool)
         if not len(dataset):
             return keep
-        dataset = in_memory(dataset)
         for channels, height, width in self.formats:
             candidate = dataset
-            if tuple(dataset.images.shape[1:]) != (channels, height, width):
-                if height != width or dataset.images.shape[1] not in (channels, 1):
+            size = dataset.image_size
+            if (dataset.channels, size, size) != (channels, height, width):
+                if height != width or dataset.channels not in (channels, 1):
                     continue  # harmonise makes square images and only turns gray into RGB
+                # Before decoding: files are decoded at the stream's size, as the stream
+                # decoded them (a decoded image resized afterwards has other pixels).
                 candidate = harmonise(dataset, height, channels)
-            keep &= torch.tensor([k not in self.keys for k in image_keys(candidate.images)])
+            pixels = in_memory(candidate).images
+            keep &= torch.tensor([k not in self.keys for k in image_keys(pixels)])
         return keep
 
 

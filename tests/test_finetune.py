@@ -126,6 +126,29 @@ def test_images_the_stream_resized_are_recognised(tmp_path):
     assert len(data.train) + len(data.test) == 1797 - len(seen)
 
 
+def test_image_files_the_stream_decoded_at_another_size_are_recognised(tmp_path, digit_folder):
+    # The stream decodes the 32 px JPEGs at 16 px (at a reduced DCT scale); the labeled set
+    # loads them at 32 px: only decoding them again at 16 px gives the stream's pixels (a
+    # resize of the 32 px pixels would not), as with CIFAR-10's JPEGs in the pair stream.
+    from PIL import Image
+
+    folder = tmp_path / "jpegs"
+    for png in digit_folder.rglob("*.png"):
+        jpeg = folder / png.parent.name / (png.stem + ".jpg")
+        jpeg.parent.mkdir(parents=True, exist_ok=True)
+        Image.open(png).resize((32, 32), Image.Resampling.NEAREST).save(jpeg, quality=90)
+    options = StreamOptions(image_size=16, max_images=40, datasets=f"{folder},digits")
+    checkpoint = write_run(tmp_path / "run", "pair", options)
+    config = FinetuneConfig(checkpoint, data=str(folder), train_per_class=None)
+    data = labeled_data(config)
+    from cl_ssl.registry import streams
+
+    trained = len(streams.get("pair")(options).experiences[0].train)  # the folder's part
+    assert data.dropped == trained > 0
+    assert len(data.train) + len(data.test) == 300 - trained
+    assert data.source == f"jpegs minus {trained} images the stream trained on"
+
+
 def test_report_says_where_the_labeled_data_came_from(checkpoint):
     report = finetune(FinetuneConfig(checkpoint, data="digits", train_per_class=30, epochs=5))
     table = report.table

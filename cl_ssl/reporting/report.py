@@ -10,7 +10,7 @@ split seed) and the same budget (training settings but the seed and device, eval
 settings but the seed, the evaluated split) throughout. Runs of one strategy with
 different options are different rows, never one mean: each is labelled by the options
 that differ, as given on the command line (``lwf-ssl (mode=contrastive)`` beside
-``lwf-ssl (mode=default)``).
+``lwf-ssl (mode=relational)``).
 
 Example:
     >>> runs = load_runs([Path("runs/seed0"), Path("runs/seed1")])
@@ -303,7 +303,7 @@ def label_variants(runs: Sequence[_Run]) -> None:
     """Rename the runs of one strategy that differ in its options, in place.
 
     Each variant's rows are labelled ``strategy (key=value, ...)`` with the options that
-    differ between the variants, as recorded (``default`` where a run did not set one), so
+    differ between the variants, as they ran (:func:`strategy_settings`), so
     ``lwf-ssl`` relational and contrastive become two rows and never one mean.
     """
     by_strategy: dict[str, list[_Run]] = {}
@@ -319,7 +319,7 @@ def label_variants(runs: Sequence[_Run]) -> None:
             continue
         for run, settings in zip(mine, flat, strict=True):
             shown = ", ".join(
-                f"{_short(strategy, k)}={settings.get(k, 'default')}" for k in differing
+                f"{_short(strategy, k)}={settings.get(k, 'unset')}" for k in differing
             )
             label = f"{strategy} ({shown})"
             run.frame = run.frame.assign(strategy=label)
@@ -364,10 +364,26 @@ def budget_settings(config: RunConfig) -> dict[str, Any]:
 
 
 def strategy_settings(config: RunConfig) -> dict[str, Any]:
-    """The options of the plugins the run's strategy is composed of (``lwf-ssl.lambda``)."""
+    """The options of the plugins the run's strategy is composed of (``lwf-ssl.lambda``).
+
+    As the run used them: the recorded values over each plugin's declared defaults, typed,
+    so ``lambda=1`` given and ``lambda`` left at its default 1.0 are one setting, and a
+    variant reads ``mode=relational``, not ``mode=default``.
+    """
     # Older results.json files hold every plugin's options of the bench, not only this run's.
     plugins = config.strategy.split("+")
-    return _plain({p: config.strategy_options.get(p) or {} for p in plugins})
+    return _plain({p: _as_run(p, config.strategy_options.get(p) or {}) for p in plugins})
+
+
+def _as_run(plugin: str, recorded: dict[str, Any]) -> dict[str, Any]:
+    from cl_ssl.options import field_key, parse_options
+    from cl_ssl.registry import strategies
+
+    try:
+        options = parse_options(strategies.get(plugin).Options, recorded, plugin)
+    except (KeyError, ValueError, TypeError, AttributeError):
+        return dict(recorded)  # a plugin (or option) this cl-ssl does not know: as recorded
+    return {field_key(k): v for k, v in asdict(options).items()}
 
 
 def _plain(values: dict[str, Any]) -> dict[str, Any]:

@@ -194,14 +194,16 @@ def test_runs_of_one_strategy_with_different_options_are_rows_of_their_own(tmp_p
     payload["strategy_options"] = {"lwf-ssl": {"lambda": "10"}, "replay": {"memory": "50"}}
     (b / "config.json").write_text(json.dumps(payload))
     runs = load_runs([tmp_path / "a", tmp_path / "b"])
-    assert sorted(runs.tidy.strategy.unique()) == [
-        "lwf-ssl (lambda=10)",
-        "lwf-ssl (lambda=default)",
+    assert sorted(runs.tidy.strategy.unique()) == [  # the values they ran with, typed
+        "lwf-ssl (lambda=1.0)",
+        "lwf-ssl (lambda=10.0)",
     ]
     table = headline_table(runs.tidy).set_index("strategy")
     assert list(table["seeds"]) == [1, 1]  # two variants, never one mean over them
-    write_run(tmp_path / "c", strategy="lwf-ssl", seed=0)  # a second default run of seed 0
-    with pytest.raises(ValueError, match="duplicate runs of lwf-ssl \\(lambda=default\\) seed 0"):
+    c = write_run(tmp_path / "c", strategy="lwf-ssl", seed=0)  # lambda=1 given: the default
+    payload["strategy_options"] = {"lwf-ssl": {"lambda": "1"}}
+    (c / "config.json").write_text(json.dumps(payload))
+    with pytest.raises(ValueError, match="duplicate runs of lwf-ssl \\(lambda=1.0\\) seed 0"):
         load_runs([tmp_path / "a", tmp_path / "b", tmp_path / "c"])
 
 

@@ -2,7 +2,7 @@
 # Results that stay true (`make check-results [TIER=ci|full]`): rerun a fixed subset of the
 # comparisons and check every summary figure against docs/results/targets.csv
 # (cl_ssl/reporting/targets.py: |measured - target| <= tolerance, exit 1 naming each miss).
-#   ci   (~2 min here; CI runs it): the demo, naive vs LwF-SSL on digits-periods, seed 0.
+#   ci   (~3 min here; CI runs it): the demo, naive vs LwF-SSL on digits-periods, seed 0.
 #   full (~10 min here): naive, LwF-SSL, CaSSLe and replay at the same settings, seeds 0-2.
 # A tier's targets are the mean over seeds 0-2 of its settings and max(floor, 3 std), so one
 # seed (ci) and a mean (full) are checked alike; measure them with `--seeds 0,1,2` and

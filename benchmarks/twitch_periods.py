@@ -4,7 +4,7 @@ Reads a frame manifest (``--manifest frames.csv``; see :mod:`cl_ssl.data.manifes
 by ``clssl ingest`` or ``clssl drift``). Periods are explicit (``--periods
 2020-01-01/2020-07-01,2021-07-01/2022-01-01``) or consecutive of one length from the first
 timestamp (``--period-length 6M``, the default). Each period is split 90/10 into train and
-test, deterministically by ``--seed``, by ``vod_id`` when the manifest has it so frames of
+test, deterministically by ``--split-seed``, by ``vod_id`` when the manifest has it so frames of
 one VOD never sit on both sides; ``--val-fraction`` carves the validation split out of the
 training VODs the same way (the experience's ``groups`` are the training frames' VODs).
 

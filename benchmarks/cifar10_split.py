@@ -3,7 +3,8 @@
 Reads ``--data-root`` in ImageFolder layout (``ROOT/{train,test}/<class>/*.jpg``, e.g.
 ``../shared/data/cifar10``) and uses CIFAR-10's own test split for each task. The classes
 keep their sorted-folder order, the usual order of Split CIFAR-10. ``--max-images`` caps
-each task's training images (its test set gets a ninth of the cap) for CPU runs.
+each task's training images (its test set gets a ninth of the cap; both drawn by
+``--split-seed``) for CPU runs.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ registry (``clssl list``) or ImageFolder paths, each optionally ``=ROOT`` (else
 Harmonisation: every image is resized (antialiased) to ``--image-size`` (default 32) and,
 if any dataset is in colour, grayscale ones are repeated to RGB, so all experiences share
 one input format (and one replay buffer can hold them). Datasets without a test split get a
-seeded 90/10 split; labels are kept per dataset for evaluation only.
+90/10 split seeded by ``--split-seed`` (as are the ``--max-images`` caps); labels are kept
+per dataset for evaluation only.
 """
 
 from __future__ import annotations

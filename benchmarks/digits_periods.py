@@ -3,7 +3,8 @@
 Period k holds the digits {2k, 2k+1}, so each period brings images the embedding has never
 seen: a real content shift, like the new games of a new streaming period. Built in, tiny
 (1,797 images, 8x8 upsampled to 16x16 by the augmentation) and the default of ``make demo``.
-Each period is split 90/10 into train and test, deterministically by ``--seed``.
+Each period is split 90/10 into train and test, deterministically by ``--split-seed`` (the
+training seed ``--seed`` never moves the split).
 
 Augmentation: crops keep at least half the image (``min_scale=0.5``; at 8 px SimCLR's 8%
 crops leave ~2 pixels and the eval loss stays at chance) and no horizontal flips (a

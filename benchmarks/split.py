@@ -2,7 +2,8 @@
 
 The classes are shuffled with ``--split-seed`` and cut into ``--tasks`` near-equal groups; task k
 holds the images of group k (from the training split, and the test split when the dataset
-has one, else a seeded 90/10 split). Any registry dataset or ImageFolder path works, e.g.
+has one, else a 90/10 split seeded by ``--split-seed``). Any registry dataset or ImageFolder
+path works, e.g.
 ``--dataset cifar10 --data-root ../shared/data/cifar10``, ``--dataset fashion-mnist`` or
 ``--dataset cifar100 --data-root ROOT --tasks 10`` (ten tasks of ten classes).
 ``--image-size`` resizes (default: the dataset's own size).

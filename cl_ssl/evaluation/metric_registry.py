@@ -27,7 +27,9 @@ switches of the built-in metrics (``--knn-k``, ``--no-linear-probe``, ``--no-kme
 metric is on by default, with no flag to add.
 
 Modules of :mod:`cl_ssl.evaluation` that register metrics are found by the registry (drop a
-file there), and installed packages add theirs through the ``cl_ssl.metrics`` entry points.
+file there), and installed packages add theirs through the ``cl_ssl.metrics`` entry points,
+each named as its metric and pointing at the module that declares it
+(``NCM = "my_pkg.ncm"``).
 
 Example:
     >>> @register_metric("MeanNorm", direction="higher", protocols=("all",))
@@ -151,7 +153,15 @@ def register_metric(
 
 def registered() -> list[MetricSpec]:
     """Every registered metric (discovered and built-in), in registration order."""
-    return sorted((spec for _, spec in metrics.items()), key=lambda spec: spec.order)
+    specs = []
+    for name, spec in metrics.items():
+        if not isinstance(spec, MetricSpec):  # an entry point naming the function itself
+            raise ValueError(
+                f"metric '{name}' is not declared with @register_metric: point its entry "
+                'point at the module that declares it (NAME = "my_pkg.my_metric")'
+            )
+        specs.append(spec)
+    return sorted(specs, key=lambda spec: spec.order)
 
 
 def active(config: Any, kind: str, protocol: str) -> Iterator[MetricSpec]:

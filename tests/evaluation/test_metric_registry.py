@@ -129,3 +129,12 @@ def test_clssl_list_metrics_prints_every_metric_with_its_direction(declared):
     assert result.output.splitlines() == metric_registry.metric_lines()
     assert "  MeanNorm: Mean L2 norm of the frozen features." in result.output
     assert "  Uniformity: " in result.output and "lower is better; loss;" in result.output
+
+
+def test_an_entry_point_naming_a_bare_function_is_a_one_line_error(monkeypatch):
+    """Loading an entry point that names a function registers the function, not a metric."""
+    metric_registry.registered()
+    entries = {**metric_registry.metrics._entries, "Bare": mean_norm}
+    monkeypatch.setattr(metric_registry.metrics, "_entries", entries)
+    with pytest.raises(ValueError, match="point its entry point at the module that declares it"):
+        metric_registry.registered()

@@ -795,12 +795,19 @@ def list_entries(
     strategies_only: Annotated[
         bool, typer.Option("--strategies", help="Only strategies, with their options.")
     ] = False,
+    metrics_only: Annotated[
+        bool, typer.Option("--metrics", help="Only metrics: direction, kind, protocols.")
+    ] = False,
 ) -> None:
     """Print the registered streams, strategies (with options), backbones and methods.
 
     Read from the registries' source (``cl_ssl.registry_index``): nothing is trained or
     imported, so it answers in a fraction of a second.
     """
+    if metrics_only:  # imports the metrics' modules (torch): not in the fast listing
+        from cl_ssl.evaluation.metric_registry import metric_lines
+
+        return typer.echo("\n".join(metric_lines()))
     _list_registry("strategies", strategies, "--opt")
     if strategies_only:
         return

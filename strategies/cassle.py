@@ -54,10 +54,10 @@ from typing import Literal
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
-from cl_ssl.losses.cassle import cassle_predictor, predict_views
+from cl_ssl.kit.losses.cassle import cassle_predictor, predict_views
+from cl_ssl.kit.teacher import Teacher
+from cl_ssl.kit.trained_module import TrainedModule
 from cl_ssl.registry import register_strategy
-from cl_ssl.teacher import Teacher
-from cl_ssl.trained_module import TrainedModule
 
 
 @dataclass(frozen=True)
@@ -72,7 +72,7 @@ class CaSSLeOptions:
             (also SimCLR's slice of a mixture), ignored by the other methods.
         hidden_dim: Predictor hidden size; None means twice the projection size.
         teacher_bn: ``batch`` (BatchNorm on batch statistics, as the paper code) or
-            ``eval`` (running statistics); see ``cl_ssl.teacher``.
+            ``eval`` (running statistics); see ``cl_ssl.kit.teacher``.
     """
 
     weight: float = 1.0

@@ -11,7 +11,7 @@ running sum F <- decay * F + F_new, anchored at the last weights.
 Why a subclass of Avalanche's ``EWCPlugin``: its storage, online-decay update and modes are
 reused as they are; two methods assume supervised data and are replaced. Its importance
 pass feeds raw batches to the model and calls the criterion with labels; here every batch
-goes through the template's two-view augmentation and the SSL loss (``cl_ssl.fisher``).
+goes through the template's two-view augmentation and the SSL loss (``cl_ssl.kit.fisher``).
 Its penalty is added to ``strategy.loss`` directly; here it goes through
 ``strategy.add_loss_term`` so it is logged as the ``ewc`` term.
 
@@ -55,7 +55,7 @@ import torch
 from avalanche.training.plugins import EWCPlugin as AvalancheEWCPlugin
 from avalanche.training.utils import ParamData, copy_params_dict
 
-from cl_ssl.fisher import check_micro_batch, ewc_penalty, ssl_fisher
+from cl_ssl.kit.fisher import check_micro_batch, ewc_penalty, ssl_fisher
 from cl_ssl.registry import register_strategy
 
 
@@ -71,7 +71,7 @@ class EWCOptions:
         decay: Decay of the running importance in ``online`` mode.
         fisher_batch: Images per micro-batch of the importance pass (``fisher-batch``):
             F_k = 1/M sum_m (d L_ssl(micro-batch m) / d theta_k)^2 over M micro-batches of
-            exactly this size, whatever ``--batch-size`` (``cl_ssl.fisher.ssl_fisher``), so
+            exactly this size, whatever ``--batch-size`` (``cl_ssl.kit.fisher.ssl_fisher``), so
             lambda means the same at every training batch size. Global under torchrun.
     """
 

@@ -18,7 +18,7 @@ on the same augmented views x (``[B, V, D]`` embeddings, B images with V = 2 vie
 features users keep. ``teacher-bn`` picks the teacher's BatchNorm statistics: ``eval``
 (its running statistics from the previous experiences) or ``batch`` (the current batch's,
 like the student, so the term starts at 0 on an experience's first step); see
-``cl_ssl.teacher``.
+``cl_ssl.kit.teacher``.
 
 How it differs from Co2L's instance-wise relation distillation (Cha et al., ICCV 2021):
 Co2L distils softmaxed similarity rows of the current vs. the past model too, but inside
@@ -73,10 +73,10 @@ from typing import Literal
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
-from cl_ssl.losses.distillation import ContrastiveDistillationLoss, RelationalDistillationLoss
+from cl_ssl.kit.losses.distillation import ContrastiveDistillationLoss, RelationalDistillationLoss
+from cl_ssl.kit.teacher import Teacher
 from cl_ssl.registry import register_strategy
 from cl_ssl.state import NoState
-from cl_ssl.teacher import Teacher
 
 
 @dataclass(frozen=True)

@@ -42,11 +42,11 @@ from typing import Literal
 from avalanche.core import SupervisedPlugin
 from torch import nn
 
-from cl_ssl.losses.cassle import predict_views
-from cl_ssl.losses.pfr import pfr_projector, projected_functional_regularization
+from cl_ssl.kit.losses.cassle import predict_views
+from cl_ssl.kit.losses.pfr import pfr_projector, projected_functional_regularization
+from cl_ssl.kit.teacher import Teacher
+from cl_ssl.kit.trained_module import TrainedModule
 from cl_ssl.registry import register_strategy
-from cl_ssl.teacher import Teacher
-from cl_ssl.trained_module import TrainedModule
 
 
 @dataclass(frozen=True)
@@ -57,7 +57,7 @@ class PFROptions:
         weight: Weight of the regularization term (the paper code's ``distill_lamb``, 1).
         hidden_dim: Projector hidden size; None means half the backbone's feature size.
         teacher_bn: ``batch`` (BatchNorm on batch statistics, as the paper code) or
-            ``eval`` (running statistics); see ``cl_ssl.teacher``.
+            ``eval`` (running statistics); see ``cl_ssl.kit.teacher``.
     """
 
     weight: float = 1.0

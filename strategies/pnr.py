@@ -5,7 +5,7 @@ Paper: "Regularizing with Pseudo-Negatives for Continual Self-Supervised Learnin
 previous model is the teacher (projections z^-), and a predictor g (CaSSLe's MLP) maps the
 student's projections z to p = g(z), as in CaSSLe. A *pseudo-negative* is an embedding from
 the other model that the anchor must not be confused with. The formulas of each term are in
-``cl_ssl.losses.pnr``; the objective per method (per component of a mixture such as
+``cl_ssl.kit.losses.pnr``; the objective per method (per component of a mixture such as
 ``simclr+barlow-twins``, on its slice of the projections, times its mixing weight:
 ``method.parts()``):
 
@@ -90,19 +90,19 @@ from typing import Literal
 from avalanche.core import SupervisedPlugin
 from torch import Tensor, nn
 
-from cl_ssl.losses.cassle import cassle_predictor, predict_views
-from cl_ssl.losses.pnr import (
+from cl_ssl.kit.losses.cassle import cassle_predictor, predict_views
+from cl_ssl.kit.losses.pnr import (
     mean_squared_error,
     negative_cosine,
     pnr_contrastive_regularization,
     pnr_ssl_excess,
     pseudo_negative_regularization,
 )
+from cl_ssl.kit.teacher import Teacher
+from cl_ssl.kit.trained_module import TrainedModule
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.methods.simclr import SimCLR
 from cl_ssl.registry import register_strategy
-from cl_ssl.teacher import Teacher
-from cl_ssl.trained_module import TrainedModule
 
 # The non-contrastive pseudo-negative distances D by name; ``auto`` is the method's
 # ``pnr_negative``, ``method`` its ``distillation_loss``.
@@ -132,7 +132,7 @@ class PNROptions:
             0.2); the SSL term uses SimCLR's own.
         hidden_dim: Predictor hidden size; None means twice the projection size.
         teacher_bn: ``batch`` (BatchNorm on batch statistics, as the paper code) or
-            ``eval`` (running statistics); see ``cl_ssl.teacher``.
+            ``eval`` (running statistics); see ``cl_ssl.kit.teacher``.
     """
 
     weight: float = 1.0

@@ -9,7 +9,7 @@ the template augments them like the current batch, fresh views every time they a
 - ``reservoir``: reservoir sampling over every image seen, regardless of experience.
 
 ``buffer`` replaces those end-of-experience policies with an online buffer fed with every
-incoming batch as it arrives (:mod:`cl_ssl.streaming_replay`, :mod:`cl_ssl.buffers`):
+incoming batch as it arrives (:mod:`cl_ssl.kit.streaming_replay`, :mod:`cl_ssl.kit.buffers`):
 ``minred`` (keeps the least redundant frames, Purushwalkam et al., ECCV 2022), ``reservoir``,
 ``fifo`` or ``balanced`` (equal share per experience); replay then starts within the first
 experience, as soon as the buffer holds a step's share. The choice for ordered video
@@ -50,8 +50,8 @@ from torch.utils.data import default_collate
 
 from cl_ssl import distributed
 from cl_ssl.data.images import ImageTensorDataset
+from cl_ssl.kit.streaming_replay import StreamingReplay, replayed_rows
 from cl_ssl.registry import register_strategy
-from cl_ssl.streaming_replay import StreamingReplay, replayed_rows
 from cl_ssl.template import experience_seed
 
 

@@ -1,10 +1,13 @@
 """The examples work as documented."""
 
+import math
 import shutil
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from cl_ssl import strategies as strategy_package
 from cl_ssl.bench import run_bench
@@ -33,6 +36,94 @@ def test_custom_strategy_dropped_into_strategies_runs_with_no_other_edit(
         assert not naive.loss_matrix.iloc[1:].equals(anchored.loss_matrix.iloc[1:])
     finally:
         sys.modules.pop("cl_ssl.strategies.l2_anchor", None)
+
+
+def test_custom_method_dropped_into_methods_trains_with_no_other_edit(
+    tmp_path, monkeypatch, tiny_bench
+):
+    from cl_ssl import methods as method_package
+    from cl_ssl.methods import build_method
+    from cl_ssl.registry import methods as method_registry
+
+    method_registry.discover()  # the copy below must hold the built-in methods
+    shutil.copy(EXAMPLES / "custom_method.py", tmp_path / "align_uniform.py")
+    monkeypatch.setattr(method_package, "__path__", [*method_package.__path__, str(tmp_path)])
+    monkeypatch.setattr(method_registry, "_entries", dict(method_registry._entries))
+    monkeypatch.setattr(method_registry, "_index", None)  # restored after: align-uniform leaves
+    monkeypatch.delitem(sys.modules, "cl_ssl.methods.align_uniform", raising=False)
+    try:
+        # clssl list reads it from the source, options included.
+        [entry] = [e for e in method_registry.catalogue() if e.name == "align-uniform"]
+        assert ("weight", "float", "1.0") in entry.options
+        method = build_method("align-uniform", {"align-uniform": {"weight": "0.5"}})
+        # Equal views: no alignment term, the uniformity alone, against a double loop.
+        z = torch.nn.functional.normalize(
+            torch.randn(6, 8, generator=torch.Generator().manual_seed(0)), dim=1
+        )
+        pairs = [(i, j) for i in range(6) for j in range(6) if i != j]
+        u = math.log(sum(math.exp(-2 * float((z[i] - z[j]).pow(2).sum())) for i, j in pairs) / 30)
+        assert method.loss(torch.stack([z, z], 1)).item() == pytest.approx(0.5 * u, rel=1e-5)
+        # Antipodal views: |z - (-z)|^2 = 4 for every image; U(-z) = U(z).
+        assert method.loss(torch.stack([z, -z], 1)).item() == pytest.approx(4 + 0.5 * u, rel=1e-5)
+
+        narrow = {"align-uniform": {"hidden_dim": "32", "output_dim": "16"}}
+        config = tiny_bench("naive,cassle", method="align-uniform", method_options=narrow)
+        naive, cassle = run_bench(config).strategies
+        assert np.isfinite(naive.loss_matrix.to_numpy()).all()
+        # CaSSLe distils with the method's own loss (the default): identical until it has a
+        # teacher, different after.
+        assert naive.loss_matrix.iloc[:1].equals(cassle.loss_matrix.iloc[:1])
+        assert not naive.loss_matrix.iloc[1:].equals(cassle.loss_matrix.iloc[1:])
+    finally:
+        sys.modules.pop("cl_ssl.methods.align_uniform", None)
+
+
+def test_custom_metric_dropped_into_evaluation_is_measured_with_no_other_edit(
+    tmp_path, monkeypatch, tiny_bench
+):
+    from cl_ssl import evaluation as evaluation_package
+    from cl_ssl.config import EvalConfig, StreamOptions
+    from cl_ssl.evaluation import metric_registry
+    from cl_ssl.evaluation.features import FeatureSet
+    from cl_ssl.evaluation.metrics import representation_scores
+    from cl_ssl.registry import streams
+
+    metric_registry.registered()  # the copy below must hold the built-in metrics
+    shutil.copy(EXAMPLES / "custom_metric.py", tmp_path / "ncm.py")
+    path = [*evaluation_package.__path__, str(tmp_path)]
+    monkeypatch.setattr(evaluation_package, "__path__", path)
+    registry = metric_registry.metrics
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(registry, "_index", None)
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.delitem(sys.modules, "cl_ssl.evaluation.ncm", raising=False)
+    try:
+        assert "NCM" in [spec.name for spec in metric_registry.registered()]
+        # Class means along x and y; (2, 1) is nearer the x mean although labelled 1.
+        train = FeatureSet(
+            torch.tensor([[1.0, 0], [1, 0.2], [0, 1], [0.2, 1]]), torch.tensor([0, 0, 1, 1])
+        )
+        test = FeatureSet(
+            torch.tensor([[3.0, 1], [1, 3], [2, 1], [1, 2]]), torch.tensor([0, 1, 1, 1])
+        )
+        only = EvalConfig(knn_k=(), linear_probe=False, kmeans=False)
+        assert representation_scores(train, [test], only)[0] == {"NCM": 0.75}
+
+        run = run_bench(tiny_bench("naive"))
+        rows = run.tidy
+        mine = rows[rows["metric"] == "all_ncm"]
+        assert set(rows["metric"]) >= {"all_ncm", "exp_ncm", "all_knn20"}
+        assert mine["value"].between(0, 1).all()
+        # The union's accuracy is the split accuracies weighted by the splits' sizes.
+        stream = streams.get("digits-periods")(StreamOptions(image_size=8, max_images=40))
+        sizes = np.array([len(e.test) for e in stream.experiences])
+        last = mine[mine["train_exp"] == mine["train_exp"].max()].set_index("eval_exp")["value"]
+        per_split = last.loc[list(range(len(sizes)))].to_numpy()
+        assert last.loc[-1] == pytest.approx((per_split * sizes).sum() / sizes.sum(), rel=1e-6)
+        summary = run.summary(numeric=True).set_index("strategy")
+        assert summary.loc["naive", "final all-classes NCM accuracy"] == pytest.approx(last.loc[-1])
+    finally:
+        sys.modules.pop("cl_ssl.evaluation.ncm", None)
 
 
 def jpeg_tree(root: Path, per_class: int = 5) -> Path:

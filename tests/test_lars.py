@@ -7,8 +7,8 @@ import torch
 from torch import nn
 
 from cl_ssl.config import TrainConfig
+from cl_ssl.kit.trained_module import TrainedModule
 from cl_ssl.strategy_run import make_optimizer
-from cl_ssl.trained_module import TrainedModule
 
 
 def one_step(lr: float, weight_decay: float) -> tuple[torch.Tensor, torch.Tensor]:

@@ -15,8 +15,9 @@ from lightly.loss import BarlowTwinsLoss, NTXentLoss
 from cl_ssl.augment import make_augment
 from cl_ssl.bench import build_model, make_optimizer, run_bench
 from cl_ssl.config import EvalConfig, TrainConfig
-from cl_ssl.losses.cassle import contrastive_distillation, predict_views
-from cl_ssl.losses.pnr import pnr_contrastive_regularization, pnr_ssl_excess
+from cl_ssl.kit.losses.cassle import predict_views
+from cl_ssl.kit.losses.pnr import pnr_contrastive_regularization, pnr_ssl_excess
+from cl_ssl.methods.distillation import contrastive_distillation
 from cl_ssl.registry import methods, strategies
 from cl_ssl.template import SSLTemplate
 

@@ -7,10 +7,10 @@ import torch
 from avalanche.core import SupervisedPlugin
 
 from cl_ssl.config import BenchConfig, EvalConfig, StreamOptions, TrainConfig
+from cl_ssl.kit.streaming_replay import REPLAYED_LABEL
 from cl_ssl.online import RepeatedBatches
 from cl_ssl.registry import streams
 from cl_ssl.strategy_run import StrategyRun
-from cl_ssl.streaming_replay import REPLAYED_LABEL
 
 FRAMES = 4
 

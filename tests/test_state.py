@@ -41,7 +41,7 @@ def _equal(a, b) -> bool:
     return a == b
 
 
-# Every strategy with its defaults, and replay with each online buffer (cl_ssl.buffers).
+# Every strategy with its defaults, and replay with each online buffer (cl_ssl.kit.buffers).
 RESUMED = [(name, {}) for name in strategies.names()] + [
     ("replay", {"buffer": kind, "mem-size": "30"})
     for kind in ("minred", "reservoir", "fifo", "balanced")

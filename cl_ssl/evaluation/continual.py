@@ -32,12 +32,16 @@ import warnings
 import numpy as np
 import pandas as pd
 
-LOWER_IS_BETTER = frozenset({"ssl_loss"})
+from cl_ssl.evaluation import metric_registry
 
 
 def higher_is_better(metric: str) -> bool:
-    """True for accuracies and clustering scores, False for losses."""
-    return metric not in LOWER_IS_BETTER
+    """The registered direction of a tidy metric (``ssl_loss``: False; accuracies: True).
+
+    Read from :mod:`cl_ssl.evaluation.metric_registry`; names no metric registered count
+    as higher-is-better.
+    """
+    return metric_registry.higher_is_better(metric)
 
 
 def _mean(values) -> float:

@@ -20,6 +20,8 @@ experience i under two protocols, each named in every tag, CSV row and table:
   k-means use experience j's own images and classes only. Kept for comparison; with two
   classes per experience it sits near its ceiling for every strategy and cannot rank them.
 
+Which metrics run, and under which protocol, is declared once per metric in the registry
+(:mod:`cl_ssl.evaluation.metric_registry`; built-ins in :mod:`~cl_ssl.evaluation.builtin_metrics`).
 Features are extracted once per (model, experience), from the test split and from a seeded
 subset of ``EvalConfig.max_train_images`` training images, and shared by both protocols.
 Labels are read for evaluation only. Experiences without labels get no value at all.
@@ -53,11 +55,9 @@ from avalanche.evaluation.metric_results import MetricValue
 from cl_ssl.augment import TwoViewAugment
 from cl_ssl.config import EvalConfig
 from cl_ssl.evaluation import continual
-from cl_ssl.evaluation.clustering import clustering_scores, kmeans_clusters
+from cl_ssl.evaluation.clustering import kmeans_clusters
 from cl_ssl.evaluation.features import FeatureSet, extract_features
-from cl_ssl.evaluation.health import embedding_health
-from cl_ssl.evaluation.knn import knn_predict
-from cl_ssl.evaluation.linear_probe import fit_linear_probe
+from cl_ssl.evaluation.metric_registry import active, registered
 from cl_ssl.streams import ExperienceData, cap_images
 
 EXPERIENCE_TAG = re.compile(
@@ -79,17 +79,23 @@ FIGURE_SUFFIXES = {
 
 def tidy_metric_name(tag_name: str) -> str:
     """Avalanche name -> tidy name: ``Loss`` -> ``ssl_loss``, ``All_kNN20`` -> ``all_knn20``."""
-    return {"Loss": "ssl_loss"}.get(tag_name, tag_name.lower())
+    losses = {spec.name: spec.tidy for spec in registered() if spec.kind == "loss"}
+    return losses.get(tag_name, tag_name.lower())
 
 
 def representation_scores(
-    train: FeatureSet, tests: Sequence[FeatureSet], config: EvalConfig
+    train: FeatureSet,
+    tests: Sequence[FeatureSet],
+    config: EvalConfig,
+    protocol: str = "all",
 ) -> list[dict[str, float]]:
-    """Every enabled metric on each of ``tests`` from one bank/probe fitted on ``train``.
+    """Every registered metric measured under ``protocol``, on each of ``tests`` and their union.
 
-    The k-means clustering runs once on the union of ``tests`` (one cluster per class), so
-    its per-split NMI/ARI are parts of one clustering. Returns one dict per test split plus
-    a last one for their union; a metric that is undefined (one class, no labels) is absent.
+    ``predictions`` metrics are fitted on ``train`` (bank, probe) and scored by accuracy;
+    ``clusters`` metrics read one k-means clustering of the union of ``tests`` (one cluster
+    per class), so their per-split values are parts of one clustering. Returns one dict per
+    test split plus a last one for their union; a metric that is undefined (one class, no
+    labels) is absent. The label-free ``features`` metrics are :func:`feature_scores`.
 
     Example:
         >>> per_split = representation_scores(train, [test0, test1], EvalConfig())
@@ -111,51 +117,47 @@ def representation_scores(
             if part.stop > part.start:
                 row[name] = float((predicted[part] == truth[part]).float().mean())
 
-    for k in config.knn_k:
-        record(
-            f"kNN{k}",
-            knn_predict(train.features, train.labels, union.features, k, config.knn_temperature),
-        )
-    if config.linear_probe and len(set(train.labels.tolist())) > 1:
-        probe = fit_linear_probe(train.features, train.labels)
-        record("Linear", torch.as_tensor(probe.predict(union.features.numpy())))
+    for spec in active(config, "predictions", protocol):
+        predicted = spec.fn(train, union.features, config)
+        family = predicted if isinstance(predicted, dict) else {"": predicted}
+        for suffix, labels in family.items():
+            if labels is not None:
+                record(f"{spec.name}{suffix}", labels)
+    clustered = list(active(config, "clusters", protocol))
     classes = len(set(truth.tolist()))
-    if config.kmeans and classes > 1 and len(truth) >= classes:
+    if clustered and classes > 1 and len(truth) >= classes:
         clusters = kmeans_clusters(union.features, classes, config.seed)
         for part, row in zip(parts, scores, strict=True):
             if len(set(truth[part].tolist())) > 1:
-                found = clustering_scores(clusters[part], truth[part].numpy())
-                row["NMI"], row["ARI"] = found["nmi"], found["ari"]
+                for spec in clustered:
+                    row[spec.name] = spec.fn(clusters[part], truth[part].numpy())
     return scores
 
 
 HEALTH_ROWS = 2048  # uniformity's pairwise distances grow as N^2: a seeded subset
 
 
-def feature_health(tests: Sequence[FeatureSet], seed: int) -> list[dict[str, float]]:
-    """Embedding health of each test split's features and of their union (last).
+def feature_scores(
+    tests: Sequence[FeatureSet], seed: int, config: EvalConfig | None = None, protocol: str = "all"
+) -> list[dict[str, float]]:
+    """The registered ``features`` metrics of each test split's features and of their union.
 
-    ``StdRatio`` (per-dimension std of normalised features x sqrt(D); collapse far below 1),
-    ``EffRank`` (RankMe) and ``Uniformity`` (Wang & Isola), on at most
-    :data:`HEALTH_ROWS` rows of each (seeded), from :mod:`cl_ssl.evaluation.health`.
+    The built-ins are the embedding health: ``StdRatio`` (per-dimension std of normalised
+    features x sqrt(D); collapse far below 1), ``EffRank`` (RankMe) and ``Uniformity`` (Wang
+    & Isola), from :mod:`cl_ssl.evaluation.health`. Each runs on at most :data:`HEALTH_ROWS`
+    rows of each split (seeded); splits of fewer than two rows get none.
     """
+    specs = list(active(config or EvalConfig(), "features", protocol))
     generator = torch.Generator().manual_seed(seed)
     union = torch.cat([t.features for t in tests])
     rows = []
     for features in [*(t.features for t in tests), union]:
-        if len(features) < 2:
+        if len(features) < 2 or not specs:
             rows.append({})
             continue
         if len(features) > HEALTH_ROWS:
             features = features[torch.randperm(len(features), generator=generator)[:HEALTH_ROWS]]
-        found = embedding_health(features)
-        rows.append(
-            {
-                "StdRatio": found.std_ratio,
-                "EffRank": found.effective_rank,
-                "Uniformity": found.uniformity,
-            }
-        )
+        rows.append({spec.name: float(spec.fn(features)) for spec in specs})
     return rows
 
 
@@ -217,7 +219,8 @@ class RepresentationMetrics(PluginMetric[dict]):
             return []
         start = time.perf_counter()
         train, test = self._features(strategy, j)
-        scores = representation_scores(train, [test], self.config)[0]
+        scores = representation_scores(train, [test], self.config, "experience")[0]
+        scores.update(feature_scores([test], self.config.seed, self.config, "experience")[0])
         self.last.update({f"Exp_{name}": v for name, v in scores.items()})
         self.seconds += time.perf_counter() - start
         x = strategy.clock.train_exp_counter
@@ -235,8 +238,9 @@ class RepresentationMetrics(PluginMetric[dict]):
         )
         tests = [f[1] for f in features]
         scores = representation_scores(train, tests, self.config)
-        for row, health in zip(scores, feature_health(tests, self.config.seed), strict=True):
-            row.update(health)
+        found = feature_scores(tests, self.config.seed, self.config, "all")
+        for row, features_row in zip(scores, found, strict=True):
+            row.update(features_row)
         self.seconds += time.perf_counter() - start
         x = strategy.clock.train_exp_counter
         values = []

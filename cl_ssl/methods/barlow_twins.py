@@ -48,8 +48,9 @@ from lightly.models.modules import BarlowTwinsProjectionHead
 from torch import Tensor, nn
 
 from cl_ssl.augment import AugmentConfig
-from cl_ssl.methods.base import SSLMethod, check_distillation_pair
+from cl_ssl.methods.base import SSLMethod
 from cl_ssl.methods.byol import byol_augment_config
+from cl_ssl.methods.distillation import check_distillation_pair
 from cl_ssl.methods.simsiam import check_pairs
 from cl_ssl.registry import register_method
 

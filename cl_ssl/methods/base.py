@@ -33,21 +33,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
 from cl_ssl.augment import AugmentConfig
+from cl_ssl.methods.distillation import check_distillation_pair, ssl_loss_distillation
 from cl_ssl.models.ssl_model import SSLOutput
-
-
-def check_distillation_pair(predicted: Tensor, teacher: Tensor) -> None:
-    """Raise unless ``predicted`` and ``teacher`` are both ``[B, V, D]`` of one shape."""
-    if predicted.shape != teacher.shape or predicted.ndim != 3:
-        raise ValueError(
-            f"predicted and teacher must both be [B, V, D], got {tuple(predicted.shape)} and "
-            f"{tuple(teacher.shape)}"
-        )
 
 
 @dataclass(frozen=True)
@@ -96,10 +87,7 @@ class SSLMethod(nn.Module):
         Twins: ``cassle/distillers/decorrelative.py``). ``temperature`` is for contrastive
         forms (SimCLR's); the others ignore it.
         """
-        check_distillation_pair(predicted, teacher)
-        teacher = teacher.detach()
-        pairs = [torch.stack([predicted[:, v], teacher[:, v]], 1) for v in range(teacher.shape[1])]
-        return torch.stack([self.loss(pair) for pair in pairs]).mean()
+        return ssl_loss_distillation(self.loss, predicted, teacher)
 
     def pnr_negative(self, predicted: Tensor, negatives: Tensor) -> Tensor:
         """PNR's distance D(p^v, sg(z^{-,v'})) to the pseudo-negatives, to be pushed *up*.

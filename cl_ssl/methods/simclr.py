@@ -9,7 +9,7 @@ averaged over all 2B anchors (Lightly's :class:`~lightly.loss.NTXentLoss`).
 
 Distillation (:meth:`SimCLR.distillation_loss`, CaSSLe) is not NT-Xent between prediction and
 teacher but CaSSLe's contrastive form at its own temperature (0.2, ``distill_temperature``),
-:func:`cl_ssl.losses.cassle.contrastive_distillation` (``cassle/distillers/contrastive.py``).
+:func:`cl_ssl.methods.distillation.contrastive_distillation` (``cassle/distillers/contrastive.py``).
 PNR treats SimCLR by its contrastive form (``strategies/pnr.py``), not by
 :meth:`~cl_ssl.methods.base.SSLMethod.pnr_negative`.
 
@@ -27,8 +27,8 @@ from lightly.loss import NTXentLoss
 from lightly.models.modules import SimCLRProjectionHead
 from torch import Tensor, nn
 
-from cl_ssl.losses.cassle import contrastive_distillation
 from cl_ssl.methods.base import SSLMethod
+from cl_ssl.methods.distillation import contrastive_distillation
 from cl_ssl.registry import register_method
 
 

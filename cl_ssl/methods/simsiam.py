@@ -46,7 +46,8 @@ from lightly.models.modules import SimSiamPredictionHead, SimSiamProjectionHead
 from torch import Tensor, nn
 
 from cl_ssl.augment import AugmentConfig
-from cl_ssl.methods.base import SSLMethod, check_distillation_pair
+from cl_ssl.methods.base import SSLMethod
+from cl_ssl.methods.distillation import check_distillation_pair
 from cl_ssl.models.ssl_model import SSLOutput
 from cl_ssl.registry import register_method
 

@@ -20,6 +20,7 @@ import pandas as pd  # noqa: E402
 
 from cl_ssl.atomic import write_figure  # noqa: E402
 from cl_ssl.evaluation.continual import seen_average, tidy_matrix  # noqa: E402
+from cl_ssl.evaluation.metric_registry import registered, title_of  # noqa: E402
 from cl_ssl.reporting.summary import figures_by_seed  # noqa: E402
 
 # The metrics plotted, in order (the others stay in the CSVs): one figure grid stays readable.
@@ -33,8 +34,14 @@ TITLES = {
 
 
 def _metrics(tidy: pd.DataFrame) -> list[str]:
+    """The curated metrics, then those registered with ``summary=True`` (a new metric's)."""
     present = set(tidy["metric"])
-    return [m for m in TITLES if m in present] or sorted(present)
+    declared = [m for spec in registered() if spec.summary for m in spec.tidy_names()]
+    return [m for m in dict.fromkeys([*TITLES, *declared]) if m in present] or sorted(present)
+
+
+def _title(metric: str) -> str:
+    return TITLES.get(metric) or title_of(metric)
 
 
 def learning_curves(tidy: pd.DataFrame, path: Path) -> Path:
@@ -56,7 +63,7 @@ def learning_curves(tidy: pd.DataFrame, path: Path) -> Path:
             if len(curves) > 1:
                 std = curves.std(axis=0, ddof=1)
                 ax.fill_between(x, mean - std, mean + std, alpha=0.2)
-        ax.set_title(TITLES.get(metric, metric))
+        ax.set_title(_title(metric))
         ax.set_xlabel("experiences trained")
         ax.set_xticks(range(1, int(tidy["eval_exp"].max()) + 2))
     axes[0][0].set_ylabel("average over seen experiences")
@@ -74,7 +81,7 @@ def forgetting_bars(tidy: pd.DataFrame, path: Path) -> Path:
         grouped = rows.groupby("strategy", sort=False)["forgetting"]
         means, stds = grouped.mean(), grouped.std(ddof=1).fillna(0)
         ax.bar(means.index, means.values, yerr=stds.values, color="tab:red", alpha=0.7)
-        ax.set_title(f"{TITLES.get(metric, metric)}: forgetting")
+        ax.set_title(f"{_title(metric)}: forgetting")
         ax.tick_params(axis="x", rotation=45)
         ax.axhline(0, color="black", linewidth=0.8)
     return _save(fig, path)
@@ -102,7 +109,7 @@ def stability_plasticity(tidy: pd.DataFrame, path: Path) -> Path:
                 capsize=3,
                 label=strategy,
             )
-        ax.set_title(TITLES.get(metric, metric), fontsize=9)
+        ax.set_title(_title(metric), fontsize=9)
         ax.set_xlabel("plasticity (mean R[j][j])")
         ax.set_ylabel("forgetting")
     axes[0][-1].legend(fontsize=8)
@@ -135,7 +142,7 @@ def heatmaps(tidy: pd.DataFrame, path: Path) -> Path:
             for (i, j), value in np.ndenumerate(R):
                 if np.isfinite(value):
                     ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=6, color="w")
-            ax.set_title(f"{strategy}: {TITLES.get(metric, metric)}", fontsize=8)
+            ax.set_title(f"{strategy}: {_title(metric)}", fontsize=8)
             ax.set_xlabel("eval exp", fontsize=7)
             ax.set_ylabel("after exp", fontsize=7)
             fig.colorbar(image, ax=ax, fraction=0.046)

@@ -12,6 +12,8 @@ papers report), with the figures that say *why* a strategy ranks where it does n
   low SSL-loss forgetting alone rewards a model that stopped learning;
 - embedding health of the final features (effective rank, std ratio: a collapsing
   representation shows here before it shows in accuracy);
+- every registered metric declared with ``summary=True`` (a new one by default,
+  :mod:`cl_ssl.evaluation.metric_registry`): its final value and its forgetting;
 - cost: images per step (replay's compute shows here), train seconds, ms per step and the
   share of training time spent waiting for data.
 
@@ -29,6 +31,7 @@ import pandas as pd
 from scipy import stats
 
 from cl_ssl.evaluation.continual import tidy_figures
+from cl_ssl.evaluation.metric_registry import registered, title_of
 from cl_ssl.reporting import gap
 
 # Accuracy metrics in order of preference for the stability/plasticity columns.
@@ -71,6 +74,12 @@ def columns(measured: set[str]) -> list[tuple[str, str, str]]:
     if "ssl_loss" in measured:
         cols.append(("final SSL loss", "ssl_loss", "final"))
         cols.append(("SSL-loss forgetting %", "ssl_loss", "forgetting_pct"))
+    for spec in registered():  # metrics declared with summary=True: final and forgetting
+        for metric in spec.tidy_names() if spec.summary else ():
+            if metric in measured:
+                final = "final_union" if metric.startswith("all_") else "final"
+                cols.append((f"final {title_of(metric)}", metric, final))
+                cols.append((f"forgetting ({title_of(metric)})", metric, "forgetting"))
     return cols
 
 

@@ -11,7 +11,7 @@ import torch
 
 from cl_ssl.bench import run_bench
 from cl_ssl.evaluation.features import FeatureSet
-from cl_ssl.evaluation.metrics import feature_health
+from cl_ssl.evaluation.metrics import feature_scores
 from cl_ssl.evaluation.training_health import TrainingHealth
 from cl_ssl.models.ssl_model import SSLOutput
 
@@ -59,7 +59,7 @@ def test_feature_health_of_each_split_and_their_union():
     labels = torch.zeros(512, dtype=torch.long)
     healthy = FeatureSet(torch.randn(512, 8), labels)
     collapsed = FeatureSet(torch.ones(512, 8), labels)
-    first, second, union = feature_health([healthy, collapsed], seed=0)
+    first, second, union = feature_scores([healthy, collapsed], seed=0)
     assert first["StdRatio"] == pytest.approx(1.0, abs=0.1)
     assert first["EffRank"] > 7.5
     assert second["StdRatio"] == pytest.approx(0.0, abs=1e-6)

@@ -4,8 +4,8 @@ import pytest
 import torch
 from lightly.loss import BarlowTwinsLoss, NegativeCosineSimilarity, NTXentLoss
 
-from cl_ssl.losses.cassle import contrastive_distillation
 from cl_ssl.methods import build_method
+from cl_ssl.methods.distillation import contrastive_distillation
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.registry import backbones
 

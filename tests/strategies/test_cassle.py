@@ -7,7 +7,8 @@ import torch
 from cl_ssl.strategies.cassle import CaSSLeOptions, CaSSLePlugin
 
 from cl_ssl.bench import run_bench
-from cl_ssl.losses.cassle import contrastive_distillation, predict_views
+from cl_ssl.kit.losses.cassle import predict_views
+from cl_ssl.methods.distillation import contrastive_distillation
 
 
 class PredictorSpy(CaSSLePlugin):

@@ -110,7 +110,7 @@ def test_distillation_on_backbone_features(tiny_stream, make_template):
 def test_distillation_slows_drift_from_the_teacher(tiny_stream, make_template):
     """With a heavy weight the student's similarity structure stays closer to the teacher's
     on the augmented views it is distilled on."""
-    from cl_ssl.losses.distillation import RelationalDistillationLoss
+    from cl_ssl.kit.losses.distillation import RelationalDistillationLoss
 
     drift = {}
     for weight in (0.0, 50.0):

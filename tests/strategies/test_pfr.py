@@ -9,7 +9,7 @@ from avalanche.core import SupervisedPlugin
 from cl_ssl.strategies.pfr import PFROptions, PFRPlugin
 
 from cl_ssl.bench import run_bench
-from cl_ssl.losses.cassle import predict_views
+from cl_ssl.kit.losses.cassle import predict_views
 from cl_ssl.state import capture, restore
 
 

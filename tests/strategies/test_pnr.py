@@ -16,8 +16,8 @@ from torch import nn
 from cl_ssl.augment import AugmentConfig, make_augment
 from cl_ssl.bench import build_model, make_optimizer, run_bench
 from cl_ssl.config import TrainConfig
-from cl_ssl.losses.cassle import predict_views
-from cl_ssl.losses.pnr import pnr_contrastive_regularization, pnr_ssl_excess
+from cl_ssl.kit.losses.cassle import predict_views
+from cl_ssl.kit.losses.pnr import pnr_contrastive_regularization, pnr_ssl_excess
 from cl_ssl.methods import build_method
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.methods.byol import BYOL, BYOLOptions

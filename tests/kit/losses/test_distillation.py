@@ -4,7 +4,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cl_ssl.losses.distillation import ContrastiveDistillationLoss, RelationalDistillationLoss
+from cl_ssl.kit.losses.distillation import ContrastiveDistillationLoss, RelationalDistillationLoss
 
 
 @pytest.fixture

@@ -1,4 +1,4 @@
-"""The shared teacher lifecycle (cl_ssl.teacher) as LwF-SSL and CaSSLe use it."""
+"""The shared teacher lifecycle (cl_ssl.kit.teacher) as LwF-SSL and CaSSLe use it."""
 
 from types import SimpleNamespace
 
@@ -8,7 +8,7 @@ from cl_ssl.strategies.cassle import CaSSLeOptions, CaSSLePlugin
 from cl_ssl.strategies.lwf_ssl import LwFSSLOptions, LwFSSLPlugin
 from torch import nn
 
-from cl_ssl.teacher import Teacher
+from cl_ssl.kit.teacher import Teacher
 
 
 def bn_model():
@@ -164,7 +164,7 @@ def test_eval_teacher_runs_with_batch_norms_folded_and_computes_the_snapshots_fu
 
 
 def test_an_untraceable_part_stays_unfolded_and_the_rest_is_folded():
-    from cl_ssl.teacher import fold_batch_norms
+    from cl_ssl.kit.teacher import fold_batch_norms
 
     class Branchy(nn.Module):  # data-dependent control flow: fx cannot trace it
         def __init__(self):

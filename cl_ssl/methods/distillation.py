@@ -1,19 +1,18 @@
-"""CaSSLe's distillation (Fini et al., CVPR 2022, https://arxiv.org/abs/2112.04215).
+"""The distillation forms a method declares (CaSSLe, Fini et al., CVPR 2022).
 
-A predictor g maps the student's projections z_s into the frozen teacher's projection space,
-and the SSL objective itself compares the prediction p = g(z_s) with the teacher's z_t. The
-predictor is what keeps the student plastic: it only has to make the old space
-*predictable* from the new one, not equal to it.
-
-Each method declares its term (``SSLMethod.distillation_loss`` in ``cl_ssl.methods``: the
-reference code's form and coefficient, in the method's loss units). Two general forms live
-here, both on ``[B, V, D]`` tensors (B images, V views):
+``SSLMethod.distillation_loss`` compares a student's predicted embeddings p = g(z_s) with a
+frozen teacher's z_t, in the method's loss units. Two general forms live here, both on
+``[B, V, D]`` tensors (B images, V views):
 
 - :func:`contrastive_distillation`, CaSSLe's SimCLR form with its own temperature (0.2 in
   the paper code, ``cassle/losses/simclr.py: simclr_distill_loss_func``), SimCLR's term;
 - :func:`ssl_loss_distillation`, the paper's generic recipe: the method's loss on the pair
   (p^v, z_t^v) of every view v, averaged (``SSLMethod.distillation_loss``'s default, Barlow
   Twins' term).
+
+They belong to the methods (each method picks its form); the strategy kit
+(:mod:`cl_ssl.kit`) calls them through the method, so the arrow points from the kit down to
+the methods, never up.
 """
 
 from __future__ import annotations
@@ -22,37 +21,16 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 
-def cassle_predictor(dim: int, hidden_dim: int | None = None) -> nn.Module:
-    """CaSSLe's predictor: Linear - BatchNorm - ReLU - Linear, ``dim -> dim``.
-
-    ``hidden_dim`` None means ``2 * dim`` (the paper code uses 2048 for 256-d projections).
-    """
-    hidden = hidden_dim or 2 * dim
-    return nn.Sequential(
-        nn.Linear(dim, hidden),
-        nn.BatchNorm1d(hidden),
-        nn.ReLU(inplace=True),
-        nn.Linear(hidden, dim),
-    )
-
-
-def _check_pair(predicted: Tensor, teacher: Tensor) -> None:
+def check_distillation_pair(predicted: Tensor, teacher: Tensor) -> None:
+    """Raise unless ``predicted`` and ``teacher`` are both ``[B, V, D]`` of one shape."""
     if predicted.shape != teacher.shape or predicted.ndim != 3:
         raise ValueError(
             f"predicted and teacher must both be [B, V, D], got {tuple(predicted.shape)} and "
             f"{tuple(teacher.shape)}"
         )
-
-
-def predict_views(predictor: nn.Module, student: Tensor) -> Tensor:
-    """``g`` applied to student projections ``[B, V, D]`` (all B*V views in one batch)."""
-    if student.ndim != 3:
-        raise ValueError(f"student projections must be [B, V, D], got {tuple(student.shape)}")
-    batch, views, dim = student.shape
-    return predictor(student.reshape(batch * views, dim)).view(batch, views, -1)
 
 
 def contrastive_distillation(
@@ -80,7 +58,7 @@ def contrastive_distillation(
         >>> contrastive_distillation(z_t, z_t) < contrastive_distillation(z_t + noise, z_t)
         tensor(True)
     """
-    _check_pair(predicted, teacher)
+    check_distillation_pair(predicted, teacher)
     if temperature <= 0:
         raise ValueError(f"temperature must be positive, got {temperature}")
     p = F.normalize(predicted.flatten(0, 1), dim=1)
@@ -103,7 +81,7 @@ def ssl_loss_distillation(
     Example:
         >>> term = ssl_loss_distillation(SimCLR().loss, predicted, z_t)
     """
-    _check_pair(predicted, teacher)
+    check_distillation_pair(predicted, teacher)
     teacher = teacher.detach()
     views = predicted.shape[1]
     pairs = [torch.stack([predicted[:, v], teacher[:, v]], dim=1) for v in range(views)]

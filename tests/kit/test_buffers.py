@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from cl_ssl.buffers import (
+from cl_ssl.kit.buffers import (
     BUFFERS,
     BalancedBuffer,
     MinRedBuffer,

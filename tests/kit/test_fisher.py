@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cl_ssl.fisher import ewc_penalty, ssl_fisher
+from cl_ssl.kit.fisher import ewc_penalty, ssl_fisher
 
 
 def test_fisher_is_non_negative_and_leaves_the_model_untouched(tiny_stream, make_template):

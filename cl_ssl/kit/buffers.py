@@ -19,7 +19,7 @@ near-duplicates of one scene, whose neighbour lists run out and are recomputed m
 share, the same add took 140-300 ms (thread contention, not the algorithm). Command::
 
     .venv/bin/python -c "import time, torch; torch.set_num_threads(1)
-    from cl_ssl.buffers import MinRedBuffer as M
+    from cl_ssl.kit.buffers import MinRedBuffer as M
     b = M(10000); f = lambda: torch.randn(256, 128); i = torch.zeros(256, 3, 32, 32,
     dtype=torch.uint8); [b.add(i, f()) for _ in range(40)]; t = time.perf_counter()
     [b.add(i, f()) for _ in range(20)]; print((time.perf_counter() - t) / 20 * 1e3, 'ms')"

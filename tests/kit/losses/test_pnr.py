@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from cl_ssl.losses.pnr import (
+from cl_ssl.kit.losses.pnr import (
     mean_squared_error,
     negative_cosine,
     other_views,

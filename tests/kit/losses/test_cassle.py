@@ -5,12 +5,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from cl_ssl.losses.cassle import (
-    cassle_predictor,
-    contrastive_distillation,
-    predict_views,
-    ssl_loss_distillation,
-)
+from cl_ssl.kit.losses.cassle import cassle_predictor, predict_views
+from cl_ssl.methods.distillation import contrastive_distillation, ssl_loss_distillation
 from cl_ssl.methods.simclr import SimCLR
 
 

@@ -1,7 +1,7 @@
 """Replay from an online buffer fed frame by frame: ``--opt replay.buffer=minred|...``.
 
 :class:`StreamingReplay` is what the ``replay`` strategy runs when ``replay.buffer`` names a
-buffer of :mod:`cl_ssl.buffers` (instead of Avalanche's storage policies, which take
+buffer of :mod:`cl_ssl.kit.buffers` (instead of Avalanche's storage policies, which take
 random images of an experience once it has ended). Every incoming batch enters the buffer
 as it arrives, the first time it is trained on (``strategy.fresh_batch``), so the buffer
 decorrelates a stream of near-duplicate frames *within* an experience as well as across
@@ -34,7 +34,7 @@ import torch
 from torch import Tensor
 
 from cl_ssl import distributed
-from cl_ssl.buffers import build_buffer
+from cl_ssl.kit.buffers import build_buffer
 from cl_ssl.template import experience_seed
 
 REPLAYED_LABEL = -1  # labels of replayed rows: training never reads them
@@ -44,7 +44,7 @@ class StreamingReplay:
     """An online buffer and the per-step mixing of buffered rows into training batches.
 
     Args:
-        kind: Buffer name of :data:`cl_ssl.buffers.BUFFERS`.
+        kind: Buffer name of :data:`cl_ssl.kit.buffers.BUFFERS`.
         capacity: Frames kept.
         batch_size_mem: Buffered rows per full global step; None for half the batch.
     """

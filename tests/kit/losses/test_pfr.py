@@ -4,8 +4,8 @@ import pytest
 import torch
 from torch import nn
 
-from cl_ssl.losses.cassle import predict_views
-from cl_ssl.losses.pfr import pfr_projector, projected_functional_regularization
+from cl_ssl.kit.losses.cassle import predict_views
+from cl_ssl.kit.losses.pfr import pfr_projector, projected_functional_regularization
 
 
 def reference_pfr(projected, teacher):

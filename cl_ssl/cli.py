@@ -1,12 +1,17 @@
-"""``clssl``: the command line. Thin by design: flags -> dataclasses -> library calls."""
+"""``clssl``: the command line. Thin by design: flags -> dataclasses -> library calls.
+
+The settings' flags are declared once, on the dataclass fields (:mod:`cl_ssl.flags`);
+``bench``, ``continue``, ``evolve`` and ``speed`` build their options from them.
+"""
 
 from __future__ import annotations
 
 import json
 import os
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,7 +20,21 @@ from cl_ssl.atomic import DiskFull, is_disk_full, write_csv, write_text
 
 # Only light modules here: `clssl --help` and `clssl list` import neither torch, Avalanche,
 # Lightly, Kornia nor pandas (tests/test_cli.py checks). Each command imports what it runs.
-from cl_ssl.config import BenchConfig, EvalConfig, StreamOptions, TrainConfig
+from cl_ssl.config import BenchConfig, StreamOptions
+from cl_ssl.evolve.run import EvolveSettings, make_settings
+from cl_ssl.evolve.search import EvolveConfig
+from cl_ssl.experiment_file import load_file, load_preset, preset_names, preset_summary, to_toml
+from cl_ssl.flags import (
+    add_flags,
+    build,
+    flatten,
+    get_path,
+    given_values,
+    options,
+    parse_ints,
+    set_path,
+    to_tree,
+)
 from cl_ssl.registry import (
     Registry,
     UnknownNameError,
@@ -25,6 +44,7 @@ from cl_ssl.registry import (
     strategies,
     streams,
 )
+from cl_ssl.speed.command import speed
 
 app = typer.Typer(
     add_completion=False,
@@ -32,8 +52,16 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help="Continual self-supervised learning: compare strategies on experience streams.",
 )
+app.command(
+    help="Images/s of hand-written SimCLR loops vs cl-ssl's strategies (docs/performance.md)."
+)(speed)
 
 USER_ERRORS = (UnknownNameError, ValueError, FileNotFoundError, FloatingPointError)
+BENCH = options(BenchConfig)
+PANELS = {"train": "Training", "stream_options": "Stream", "evaluation": "Evaluation"}
+BENCH_GROUPS = [([o for o in BENCH if "." not in o.path], None)] + [
+    ([o for o in BENCH if o.path.startswith(key + ".")], panel) for key, panel in PANELS.items()
+]
 
 
 def fail(error: BaseException) -> None:
@@ -42,160 +70,26 @@ def fail(error: BaseException) -> None:
     raise typer.Exit(2)
 
 
-def parse_ints(text: str, flag: str) -> tuple[int, ...]:
-    """``"20,200"`` -> ``(20, 200)``."""
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"bad {flag} '{text}': write integers separated by commas") from None
-
-
-def parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
-    """``["k=v", ...]`` -> dict, for ``--stream-opt``."""
-    parsed = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"bad {flag} '{pair}': write KEY=VALUE")
-        parsed[key] = value
-    return parsed
-
-
 @app.command()
+@add_flags(*BENCH_GROUPS)
 def bench(
     ctx: typer.Context,
-    stream: Annotated[
-        str | None, typer.Option(help="Stream name (see `clssl list`); required unless --resume.")
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Experiment file (TOML, see --print-config); flags override it."),
     ] = None,
-    strategy: Annotated[
-        str, typer.Option(help="Strategies: A[,B...]; A+B composes plugins in one run.")
-    ] = "naive",
-    epochs: Annotated[int, typer.Option(help="Epochs per experience.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Training images per step.")] = 256,
-    eval_batch_size: Annotated[int, typer.Option(help="Images per evaluation step.")] = 256,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
-    optimizer: Annotated[str, typer.Option(help="adam, sgd or lars.")] = "adam",
-    momentum: Annotated[float, typer.Option(help="Momentum of sgd and lars.")] = 0.9,
-    weight_decay: Annotated[
-        float, typer.Option(help="Weight decay (never on BatchNorm and bias parameters).")
-    ] = 1e-6,
-    schedule: Annotated[
-        str,
-        typer.Option(help="constant or cosine (warmup, then cosine decay; per experience)."),
-    ] = "constant",
-    warmup_epochs: Annotated[
-        float, typer.Option(help="Warmup of the cosine schedule, in epochs.")
-    ] = 0.0,
-    backbone: Annotated[str, typer.Option(help="Backbone name.")] = "small_resnet",
-    method: Annotated[str, typer.Option(help="SSL method name.")] = "simclr",
-    method_opt: Annotated[
-        list[str] | None,
-        typer.Option(help="Method option METHOD.KEY=VALUE, e.g. simclr.temperature=0.2."),
-    ] = None,
-    augment: Annotated[str, typer.Option(help="batched (Kornia) or lightly.")] = "batched",
-    seed: Annotated[int, typer.Option(help="Training seed shared by every strategy.")] = 0,
-    seeds: Annotated[
+    preset: Annotated[
         str | None,
         typer.Option(
-            help="Training seeds, e.g. 0,1,2: every strategy runs for each (overrides --seed)."
+            help="Named experiment (`clssl list --presets`); --config and flags override it."
         ),
     ] = None,
-    split_seed: Annotated[
-        int, typer.Option(help="Seed of data caps, splits and class order (fixed across seeds).")
-    ] = 0,
-    val_fraction: Annotated[
-        float,
-        typer.Option(
-            help="Hold out this share of each experience's training images and "
-            "evaluate on it instead of the test splits (for tuning)."
-        ),
-    ] = 0.0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[
-        str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.")
-    ] = "auto",
-    channels_last: Annotated[
-        bool | None,
-        typer.Option(
-            "--channels-last/--no-channels-last",
-            help="Model and views in channels-last memory format (default: on).",
-        ),
-    ] = None,
-    compile: Annotated[
-        bool, typer.Option(help="torch.compile the backbone (opt-in; slow first steps).")
-    ] = False,
-    sync_bn: Annotated[
+    print_config: Annotated[
         bool,
-        typer.Option(help="Under torchrun: BatchNorm over the global batch (CUDA only)."),
-    ] = False,
-    online: Annotated[
-        bool,
-        typer.Option(help="One pass over each experience in arrival order (streaming)."),
-    ] = False,
-    updates_per_batch: Annotated[
-        int, typer.Option(help="Gradient updates per incoming batch (with --online).")
-    ] = 1,
-    workers: Annotated[
-        int | None,
         typer.Option(
-            help="DataLoader processes decoding images (default: 0 for in-memory data, "
-            "half the cores for image files)."
+            "--print-config", help="Print the TOML file of this command line; run nothing."
         ),
-    ] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Dataset root on disk.")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
-    max_images: Annotated[
-        int | None, typer.Option(help="Cap on training images per experience.")
-    ] = None,
-    manifest: Annotated[
-        Path | None, typer.Option(help="Frame manifest CSV (twitch-periods).")
-    ] = None,
-    periods: Annotated[
-        str | None, typer.Option(help="START/END[,START/END...] periods (twitch-periods).")
-    ] = None,
-    period_length: Annotated[
-        str | None, typer.Option(help="Period length, e.g. 6M, 2W (twitch-periods).")
-    ] = None,
-    max_bad_fraction: Annotated[
-        float, typer.Option(help="Share of unreadable images tolerated per period.")
-    ] = 0.05,
-    datasets: Annotated[
-        str | None, typer.Option(help="A[=ROOT],B[=ROOT]: datasets in sequence (pair).")
-    ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="Dataset name or folder to split by class (split).")
-    ] = None,
-    tasks: Annotated[int, typer.Option(help="Number of class-incremental tasks (split).")] = 5,
-    opt: Annotated[
-        list[str] | None, typer.Option(help="Strategy option STRATEGY.KEY=VALUE (repeatable).")
-    ] = None,
-    stream_opt: Annotated[
-        list[str] | None, typer.Option(help="Stream option KEY=VALUE (repeatable).")
-    ] = None,
-    knn_k: Annotated[str, typer.Option(help="kNN neighbour counts, comma-separated.")] = "20,200",
-    eval_protocols: Annotated[
-        str, typer.Option(help="Evaluation protocols: all (all-classes), experience, or both.")
-    ] = "all,experience",
-    eval_max_train: Annotated[
-        int | None, typer.Option(help="Cap on kNN-bank/probe training images per experience.")
-    ] = 10_000,
-    linear_probe: Annotated[bool, typer.Option(help="Linear-probe accuracy.")] = True,
-    kmeans: Annotated[bool, typer.Option(help="k-means NMI/ARI.")] = True,
-    checkpoints: Annotated[bool, typer.Option(help="Save the model after each experience.")] = True,
-    out: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
-    run: Annotated[
-        str | None,
-        typer.Option(
-            "--run",
-            "--run-name",
-            help="Run directory name (--run-name under torchrun, whose own parser takes "
-            "--run for its --run-path).",
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace a --run directory that already holds results.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -203,6 +97,7 @@ def bench(
             "configuration (a conflicting flag is an error)."
         ),
     ] = None,
+    **values: Any,
 ) -> None:
     """Train each strategy on the same stream and seed; print matrices and the summary.
 
@@ -210,16 +105,20 @@ def bench(
     filled up (the bench stops; `--resume` goes on once space is freed), 2 on bad input.
     """
     from cl_ssl import distributed
-    from cl_ssl.bench import run_bench
 
     main = True  # rank 0 (or the only process) prints and sets the exit status
     try:
         if resume is not None:
-            config = _resume_config(ctx, resume)
+            bench_config = _resume_config(ctx, resume)
         else:
-            config = _bench_config(ctx.params)
-        backbones.get(config.train.backbone)
-        result = run_bench(config, resume=resume is not None)
+            bench_config = bench_config_of(ctx)
+        if print_config:
+            typer.echo(to_toml(bench_config, BENCH), nl=False)
+            return
+        from cl_ssl.bench import run_bench
+
+        backbones.get(bench_config.train.backbone)
+        result = run_bench(bench_config, resume=resume is not None)
         main = distributed.is_main()
     except USER_ERRORS as error:
         if not distributed.is_main():
@@ -246,134 +145,56 @@ def bench(
         raise typer.Exit(1)
 
 
-# Flags whose config field is not found by name (``--epochs`` -> ``train.epochs``).
-FLAG_FIELDS = {
-    "stream": ("stream",),
-    "strategy": ("strategies",),
-    "opt": ("strategy_options",),
-    "method_opt": ("train.method_options",),
-    "seed": ("train.seed",),
-    "seeds": ("training_seeds",),
-    "split_seed": ("stream_options.split_seed", "evaluation.seed"),
-    "run": ("run_name",),
-    "stream_opt": ("stream_options.extra",),
-    "eval_protocols": ("evaluation.protocols",),
-    "eval_max_train": ("evaluation.max_train_images",),
-}
+def bench_tree(ctx: typer.Context) -> dict[str, Any]:
+    """The settings of ``--preset``, then ``--config``, then the flags given, merged."""
+    tree: dict[str, Any] = {}
+    layers = []
+    if ctx.params.get("preset"):
+        layers.append(load_preset(ctx.params["preset"], BENCH))
+    if ctx.params.get("config"):
+        layers.append(load_file(ctx.params["config"], BENCH))
+    for layer in layers:
+        for path, value in flatten(layer):
+            set_path(tree, path, value)
+    for path, value in given_values(ctx, BENCH).items():
+        set_path(tree, path, value)
+    return tree
 
 
-def _flat(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and key not in ("extra", "strategy_options", "method_options"):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def bench_config_of(ctx: typer.Context) -> BenchConfig:
+    """The :class:`BenchConfig` of ``clssl bench``'s command line (``ctx``)."""
+    tree = bench_tree(ctx)
+    if not tree.get("stream"):
+        raise ValueError("--stream is required: pass a stream name (see `clssl list`)")
+    return build(BenchConfig, tree)
 
 
 def _resume_config(ctx: typer.Context, directory: Path) -> BenchConfig:
     """The run's own configuration; an explicit flag that disagrees with it is an error."""
-    from dataclasses import asdict, replace
-
     from cl_ssl.run_config import load_bench_config
 
     stored = load_bench_config(directory)
-    explicit = [
-        name
-        for name in ctx.params
-        if name not in ("resume", "progress")
-        # By name: typer may bring its own click, whose enum is not click's.
-        and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
-    ]
-    if "overwrite" in explicit:
+    explicit = {
+        name: getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
+        for name in ("overwrite", "config", "preset")
+    }
+    if explicit["overwrite"]:
         raise ValueError("--resume finishes a run and --overwrite replaces it: pass one of them")
-    if explicit:
-        given = _flat(
-            asdict(_bench_config({**ctx.params, "stream": ctx.params["stream"] or stored.stream}))
+    if explicit["config"] or explicit["preset"]:
+        raise ValueError("--resume reruns the run's own bench.json: drop --config and --preset")
+    saved = to_tree(stored)
+    flags = {o.path: o.flag for o in BENCH}
+    conflicts = [
+        f"{flags[path]} gives {path}={value!r}, the run has {get_path(saved, path)!r}"
+        for path, value in given_values(ctx, BENCH).items()
+        if path != "progress" and value != get_path(saved, path)
+    ]
+    if conflicts:
+        raise ValueError(
+            f"--resume {directory}: {'; '.join(conflicts)}: drop the flag (the run's "
+            "bench.json decides) or start a new run"
         )
-        saved = _flat(asdict(stored))
-        conflicts = []
-        for name in explicit:
-            keys = FLAG_FIELDS.get(name) or [k for k in given if k.split(".")[-1] == name]
-            conflicts += [
-                f"--{name.replace('_', '-')} gives {k}={given[k]!r}, the run has {saved[k]!r}"
-                for k in keys
-                if given[k] != saved[k]
-            ]
-        if conflicts:
-            raise ValueError(
-                f"--resume {directory}: {'; '.join(conflicts)}: drop the flag (the run's "
-                "bench.json decides) or start a new run"
-            )
     return replace(stored, progress=ctx.params["progress"])
-
-
-def _bench_config(params: dict) -> BenchConfig:
-    """The :class:`BenchConfig` of ``clssl bench``'s flags (``ctx.params``)."""
-    from cl_ssl.strategy import parse_option_flags
-
-    p = params
-    if not p["stream"]:
-        raise ValueError("--stream is required: pass a stream name (see `clssl list`)")
-    return BenchConfig(
-        stream=p["stream"],
-        strategies=p["strategy"],
-        train=TrainConfig(
-            epochs=p["epochs"],
-            batch_size=p["batch_size"],
-            eval_batch_size=p["eval_batch_size"],
-            lr=p["lr"],
-            optimizer=p["optimizer"],
-            momentum=p["momentum"],
-            weight_decay=p["weight_decay"],
-            schedule=p["schedule"],
-            warmup_epochs=p["warmup_epochs"],
-            backbone=p["backbone"],
-            method=p["method"],
-            method_options=parse_option_flags(p["method_opt"] or [], "method"),
-            augment=p["augment"],
-            device=p["device"],
-            workers=p["workers"],
-            precision=p["precision"],
-            channels_last=p["channels_last"],
-            compile=p["compile"],
-            sync_bn=p["sync_bn"],
-            online=p["online"],
-            updates_per_batch=p["updates_per_batch"],
-            seed=p["seed"],
-        ),
-        stream_options=StreamOptions(
-            data_root=p["data_root"],
-            split_seed=p["split_seed"],
-            val_fraction=p["val_fraction"],
-            image_size=p["image_size"],
-            max_images=p["max_images"],
-            manifest=p["manifest"],
-            periods=p["periods"],
-            period_length=p["period_length"],
-            max_bad_fraction=p["max_bad_fraction"],
-            datasets=p["datasets"],
-            dataset=p["dataset"],
-            tasks=p["tasks"],
-            extra=parse_pairs(p["stream_opt"] or [], "--stream-opt"),
-        ),
-        evaluation=EvalConfig(
-            protocols=tuple(x.strip() for x in p["eval_protocols"].split(",") if x.strip()),
-            knn_k=parse_ints(p["knn_k"], "--knn-k"),
-            linear_probe=p["linear_probe"],
-            kmeans=p["kmeans"],
-            max_train_images=p["eval_max_train"],
-            checkpoints=p["checkpoints"],
-            seed=p["split_seed"],
-        ),
-        strategy_options=parse_option_flags(p["opt"] or []),
-        out=p["out"],
-        run_name=p["run"],
-        progress=p["progress"],
-        training_seeds=parse_ints(p["seeds"], "--seeds") if p["seeds"] else (),
-        overwrite=p["overwrite"],
-    )
 
 
 def _print_bench(result) -> None:
@@ -399,14 +220,11 @@ def _print_bench(result) -> None:
     typer.echo(f"\nresults: {result.directory}  (tensorboard --logdir {result.directory})")
 
 
-# `clssl continue` flags that set a stream option of the same name.
-STREAM_FLAGS = (
-    "data_root", "split_seed", "val_fraction", "image_size", "max_images", "manifest",
-    "periods", "period_length", "max_bad_fraction", "datasets", "dataset", "tasks",
-)  # fmt: skip
+STREAM = options(StreamOptions)
 
 
 @app.command("continue")
+@add_flags((STREAM, "Stream (each given flag replaces the checkpoint's option)"))
 def continue_(
     ctx: typer.Context,
     checkpoint: Annotated[
@@ -414,23 +232,6 @@ def continue_(
     ],
     stream: Annotated[
         str | None, typer.Option(help="Stream name (default: the checkpoint's).")
-    ] = None,
-    manifest: Annotated[Path | None, typer.Option(help="Frame manifest CSV.")] = None,
-    periods: Annotated[
-        str | None, typer.Option(help="Every period so far, START/END[,...]: the new one last.")
-    ] = None,
-    period_length: Annotated[str | None, typer.Option(help="Period length, e.g. 6M.")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Dataset root on disk.")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
-    max_images: Annotated[int | None, typer.Option(help="Cap on images per experience.")] = None,
-    datasets: Annotated[str | None, typer.Option(help="A[=ROOT],B[=ROOT] (pair).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset to split by class (split).")] = None,
-    tasks: Annotated[int, typer.Option(help="Class-incremental tasks (split).")] = 5,
-    split_seed: Annotated[int, typer.Option(help="Seed of caps and splits.")] = 0,
-    val_fraction: Annotated[float, typer.Option(help="Held-out share for tuning.")] = 0.0,
-    max_bad_fraction: Annotated[float, typer.Option(help="Tolerated unreadable share.")] = 0.05,
-    stream_opt: Annotated[
-        list[str] | None, typer.Option(help="Stream option KEY=VALUE (repeatable).")
     ] = None,
     experiences: Annotated[
         str | None,
@@ -446,25 +247,21 @@ def continue_(
         str | None, typer.Option(help="auto, cpu or cuda (default: as trained).")
     ] = None,
     progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
+    **values: Any,
 ) -> None:
     """Train a trained embedding on the next period(s), with the strategy state it carries.
 
     Stream flags replace the checkpoint's stream options one by one (all others, the
-    strategy, its options and the training recipe come from the checkpoint). The new
-    checkpoints and metrics go beside the previous ones: one continual history. Exits 1
-    when training fails (the earlier checkpoints stay), 2 on bad input.
+    strategy, its options and the training recipe come from the checkpoint); --periods
+    names every period so far, the new one last. The new checkpoints and metrics go beside
+    the previous ones: one continual history. Exits 1 when training fails (the earlier
+    checkpoints stay), 2 on bad input.
     """
     from cl_ssl.periodic import ContinueConfig, continue_training
     from cl_ssl.strategy_run import StrategyFailed
 
-    given = {
-        name: ctx.params[name]
-        for name in STREAM_FLAGS
-        if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
-    }
     try:
-        if stream_opt:
-            given["extra"] = parse_pairs(stream_opt, "--stream-opt")
+        given = given_values(ctx, STREAM)
         if "split_seed" in given:
             raise ValueError(
                 "--split-seed must stay the checkpoint's (its splits decided what was trained "
@@ -688,38 +485,13 @@ def drift(
     )
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
-)
-def speed(ctx: typer.Context) -> None:
-    """Images/s of hand-written SimCLR loops vs cl-ssl's strategies (--help for flags).
-
-    The flags are declared once, by ``python -m cl_ssl.speed`` (``cl_ssl/speed/__main__.py``);
-    this command passes them through. Results: docs/performance.md.
-    """
-    from cl_ssl.speed.__main__ import main as speed_main
-
-    raise typer.Exit(speed_main(list(ctx.args)))
+EVOLVE = options(EvolveConfig) + options(EvolveSettings, recurse=False)
 
 
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
+@add_flags((EVOLVE, "Search"))
 def evolve(
     ctx: typer.Context,
-    rounds: Annotated[int, typer.Option(help="Children evaluated after the population.")] = 8,
-    population: Annotated[int, typer.Option(help="Population size.")] = 6,
-    tournament: Annotated[int, typer.Option(help="Tournament size (parents drawn).")] = 3,
-    max_minutes: Annotated[
-        float | None, typer.Option(help="Wall-time budget (checked before each individual).")
-    ] = None,
-    fitness: Annotated[
-        str, typer.Option(help="nmi (k-means NMI, the paper's), knn, or knn-stable.")
-    ] = "nmi",
-    evolve_seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
-    jobs: Annotated[
-        int,
-        typer.Option(help="Individuals trained at once, one process each (cores/jobs threads)."),
-    ] = 1,
     weight: Annotated[
         list[str] | None,
         typer.Option(
@@ -730,22 +502,16 @@ def evolve(
     resume: Annotated[
         Path | None, typer.Option(help="Finish the evolve run in this directory.")
     ] = None,
+    **values: Any,
 ) -> None:
     """Search the loss weights of a strategy with an evolutionary algorithm (validation data).
 
     Every other flag is `clssl bench`'s (--stream, --strategy, --epochs, --seeds, --out,
-    --run, ...): each individual is that bench with the searched weights, scored on the
-    validation splits (--val-fraction, 0.2 unless given). Prints the best weights and the
-    `clssl bench` command that reruns them on the test splits.
+    --run, --config, ...): each individual is that bench with the searched weights, scored
+    on the validation splits (--val-fraction, 0.2 unless given). Prints the best weights and
+    the `clssl bench` command that reruns them on the test splits.
     """
-    from cl_ssl.evolve.run import (
-        DEFAULT_VAL_FRACTION,
-        DISPLAY_FLAGS,
-        WorkerDied,
-        make_settings,
-        run_evolve,
-    )
-    from cl_ssl.evolve.search import EvolveConfig
+    from cl_ssl.evolve.run import DEFAULT_VAL_FRACTION, DISPLAY_FLAGS, WorkerDied, run_evolve
     from cl_ssl.evolve.space import parse_weight_flags
 
     try:
@@ -762,17 +528,13 @@ def evolve(
                 args += ["--val-fraction", str(DEFAULT_VAL_FRACTION)]
             bench_command = typer.main.get_command(app).get_command(ctx, "bench")
             with bench_command.make_context("bench", list(args), parent=ctx) as sub:
-                bench_config = _bench_config(sub.params)
-            search_config = EvolveConfig(
-                population=population,
-                tournament=tournament,
-                rounds=rounds,
-                max_seconds=None if max_minutes is None else 60 * max_minutes,
-                seed=evolve_seed,
-                jobs=jobs,
-            )
-            overrides = parse_weight_flags(weight or [])
-            settings = make_settings(bench_config, args, search_config, fitness, overrides)
+                bench_config = bench_config_of(sub)
+            given = given_values(ctx, EVOLVE)
+            fitness = given.pop("fitness", values["fitness"])
+            settings = make_settings(
+                bench_config, args, build(EvolveConfig, given), fitness,
+                parse_weight_flags(weight or []),
+            )  # fmt: skip
             directory, search = run_evolve(settings, on_individual=_print_individual)
     except (*USER_ERRORS, FileExistsError, WorkerDied) as error:
         fail(error)
@@ -795,12 +557,20 @@ def list_entries(
     strategies_only: Annotated[
         bool, typer.Option("--strategies", help="Only strategies, with their options.")
     ] = False,
+    presets_only: Annotated[
+        bool, typer.Option("--presets", help="Only the presets (`clssl bench --preset NAME`).")
+    ] = False,
 ) -> None:
     """Print the registered streams, strategies (with options), backbones and methods.
 
     Read from the registries' source (``cl_ssl.registry_index``): nothing is trained or
     imported, so it answers in a fraction of a second.
     """
+    if presets_only:
+        typer.echo("presets (clssl bench --preset NAME):")
+        for name in preset_names():
+            typer.echo(f"  {name}: {preset_summary(name)}")
+        return
     _list_registry("strategies", strategies, "--opt")
     if strategies_only:
         return

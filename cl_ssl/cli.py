@@ -52,9 +52,6 @@ app = typer.Typer(
     pretty_exceptions_show_locals=False,
     help="Continual self-supervised learning: compare strategies on experience streams.",
 )
-app.command(
-    help="Images/s of hand-written SimCLR loops vs cl-ssl's strategies (docs/performance.md)."
-)(speed)
 
 USER_ERRORS = (UnknownNameError, ValueError, FileNotFoundError, FloatingPointError)
 BENCH = options(BenchConfig)
@@ -485,6 +482,7 @@ def drift(
     )
 
 
+app.command()(speed)  # cl_ssl/speed/command.py
 EVOLVE = options(EvolveConfig) + options(EvolveSettings, recurse=False)
 
 

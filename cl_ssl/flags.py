@@ -47,6 +47,7 @@ class Setting:
         check: Refuses a bad value (:data:`Check`); Literal fields are checked by type.
         flag: False for a field that has no flag (set from another, see ``same_as``).
         same_as: Dotted path, within the command's settings, this field copies.
+        argument: A positional command-line argument rather than an option.
     """
 
     help: str
@@ -56,6 +57,7 @@ class Setting:
     check: Check | None = None
     flag: bool = True
     same_as: str | None = None
+    argument: bool = False
 
 
 def setting(
@@ -68,11 +70,16 @@ def setting(
     check: Check | None = None,
     flag: bool = True,
     same_as: str | None = None,
+    argument: bool = False,
     default_factory: Callable[[], Any] | Any = dataclasses.MISSING,
 ) -> Any:
-    """A dataclass field declaring its flag (:class:`Setting`); mutable defaults by factory."""
+    """A dataclass field declaring its flag (:class:`Setting`); mutable defaults by factory.
+
+    A field without a default is a required option (or argument) unless its ``cli_type``
+    admits None.
+    """
     flags = (flags,) if isinstance(flags, str) else flags
-    meta = {"setting": Setting(help, flags, parse, cli_type, check, flag, same_as)}
+    meta = {"setting": Setting(help, flags, parse, cli_type, check, flag, same_as, argument)}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -292,11 +299,18 @@ def typer_parameter(option: Option, panel: str | None = None) -> inspect.Paramet
     help_text = option.setting.help
     if literal:
         help_text += f" ({', '.join(map(str, literal))})"
-    info = typer.Option(*decls, help=help_text, rich_help_panel=panel)
+    if option.setting.argument:
+        info = typer.Argument(help=help_text, show_default=False)
+    else:
+        info = typer.Option(*decls, help=help_text, rich_help_panel=panel)
+    required = option.field.default is dataclasses.MISSING and (
+        option.field.default_factory is dataclasses.MISSING
+    )
+    optional = type(None) in typing.get_args(kind)
     return inspect.Parameter(
         option.name,
         inspect.Parameter.KEYWORD_ONLY,
-        default=option.cli_default,
+        default=inspect.Parameter.empty if required and not optional else option.cli_default,
         annotation=Annotated[kind, info],
     )
 

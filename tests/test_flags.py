@@ -172,3 +172,32 @@ def test_option_dicts_merge_key_by_key():
 def test_evolve_settings_declare_the_fitness_flag():
     (fitness,) = flags.options(EvolveSettings, recurse=False)
     assert fitness.flag == "--fitness" and fitness.default == "nmi"
+
+
+def test_a_field_without_default_is_required_and_may_be_an_argument(tmp_path):
+    @dataclasses.dataclass(frozen=True)
+    class Job:
+        source: Path = flags.setting(help="Input folder.", argument=True)
+        out: Path = flags.setting(help="Output file.")
+        size: int = flags.setting(3, help="Size.", check=flags.at_least(1))
+
+        def __post_init__(self) -> None:
+            flags.check_fields(self)
+
+    app = typer.Typer()
+    seen = []
+
+    @app.command()
+    @flags.add_flags((flags.options(Job), None))
+    def job(ctx: typer.Context, **values) -> None:
+        seen.append(flags.build(Job, flags.given_values(ctx, flags.options(Job))))
+
+    assert runner.invoke(app, [str(tmp_path)]).exit_code == 2  # --out is required
+    assert runner.invoke(app, ["--out", "x.csv"]).exit_code == 2  # SOURCE is required
+    result = runner.invoke(app, [str(tmp_path), "--out", "x.csv", "--size", "5"])
+    assert result.exit_code == 0, result.output
+    assert seen == [Job(tmp_path, Path("x.csv"), 5)]
+    refused = runner.invoke(app, [str(tmp_path), "--out", "x.csv", "--size", "0"])
+    assert isinstance(refused.exception, ValueError) and "--size must be at least 1" in str(
+        refused.exception
+    )

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import sys
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,18 +20,14 @@ from cl_ssl.atomic import DiskFull, is_disk_full, write_csv, write_text
 # Lightly, Kornia nor pandas (tests/test_cli.py checks). Each command imports what it runs.
 from cl_ssl.config import BenchConfig, StreamOptions
 from cl_ssl.evolve.command import evolve
-from cl_ssl.experiment_file import load_file, load_preset, preset_names, preset_summary, to_toml
-from cl_ssl.flags import (
-    add_flags,
-    build,
-    flatten,
-    get_path,
-    given_values,
-    options,
-    parse_ints,
-    set_path,
-    to_tree,
+from cl_ssl.experiment_file import (
+    bench_config,
+    preset_names,
+    preset_summary,
+    resume_config,
+    to_toml,
 )
+from cl_ssl.flags import add_flags, given_values, options, parse_ints
 from cl_ssl.registry import (
     Registry,
     UnknownNameError,
@@ -140,56 +135,25 @@ def bench(
         raise typer.Exit(1)
 
 
-def bench_tree(ctx: typer.Context) -> dict[str, Any]:
-    """The settings of ``--preset``, then ``--config``, then the flags given, merged."""
-    tree: dict[str, Any] = {}
-    layers = []
-    if ctx.params.get("preset"):
-        layers.append(load_preset(ctx.params["preset"], BENCH))
-    if ctx.params.get("config"):
-        layers.append(load_file(ctx.params["config"], BENCH))
-    for layer in layers:
-        for path, value in flatten(layer):
-            set_path(tree, path, value)
-    for path, value in given_values(ctx, BENCH).items():
-        set_path(tree, path, value)
-    return tree
-
-
 def bench_config_of(ctx: typer.Context) -> BenchConfig:
     """The :class:`BenchConfig` of ``clssl bench``'s command line (``ctx``)."""
-    tree = bench_tree(ctx)
-    if not tree.get("stream"):
-        raise ValueError("--stream is required: pass a stream name (see `clssl list`)")
-    return build(BenchConfig, tree)
+    given = given_values(ctx, BENCH)
+    return bench_config(given, ctx.params.get("preset"), ctx.params.get("config"))
 
 
 def _resume_config(ctx: typer.Context, directory: Path) -> BenchConfig:
     """The run's own configuration; an explicit flag that disagrees with it is an error."""
-    from cl_ssl.run_config import load_bench_config
-
-    stored = load_bench_config(directory)
-    explicit = {
-        name: getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
-        for name in ("overwrite", "config", "preset")
-    }
-    if explicit["overwrite"]:
+    given = [n for n in ("overwrite", "config", "preset") if _source(ctx, n) == "COMMANDLINE"]
+    if "overwrite" in given:
         raise ValueError("--resume finishes a run and --overwrite replaces it: pass one of them")
-    if explicit["config"] or explicit["preset"]:
-        raise ValueError("--resume reruns the run's own bench.json: drop --config and --preset")
-    saved = to_tree(stored)
-    flags = {o.path: o.flag for o in BENCH}
-    conflicts = [
-        f"{flags[path]} gives {path}={value!r}, the run has {get_path(saved, path)!r}"
-        for path, value in given_values(ctx, BENCH).items()
-        if path != "progress" and value != get_path(saved, path)
-    ]
-    if conflicts:
-        raise ValueError(
-            f"--resume {directory}: {'; '.join(conflicts)}: drop the flag (the run's "
-            "bench.json decides) or start a new run"
-        )
-    return replace(stored, progress=ctx.params["progress"])
+    if given:
+        raise ValueError(f"--resume reruns the run's own bench.json: drop --{given[0]}")
+    return resume_config(directory, given_values(ctx, BENCH), ctx.params["progress"])
+
+
+def _source(ctx: typer.Context, name: str) -> str:
+    # By name: typer may bring its own click, whose enum is not click's.
+    return getattr(ctx.get_parameter_source(name), "name", "")
 
 
 def _print_bench(result) -> None:
@@ -200,15 +164,11 @@ def _print_bench(result) -> None:
     for strategy_result in result.strategies:
         if strategy_result.seed != first_seed:
             continue  # the matrices of one seed; every seed's are in its results.json
-        for metric, title in (("ssl_loss", "SSL loss"), ("all_linear", "all-classes linear")):
-            if metric not in strategy_result.metric_names:
-                continue
-            typer.echo(
-                f"\n{title} R[i][j] ({strategy_result.name}, seed {first_seed}): after "
-                "training experience i, on experience j's evaluation split"
-            )
-            matrix = strategy_result.matrix(metric)
-            typer.echo(matrix.to_string(float_format="{:.4f}".format))
+        _print_matrices(
+            strategy_result,
+            f" ({strategy_result.name}, seed {first_seed}): after training experience i, on "
+            "experience j's evaluation split",
+        )
     summary = result.directory / "summary.md"
     if summary.is_file():  # a full disk may have kept it from being written
         typer.echo("\n" + summary.read_text())
@@ -279,11 +239,16 @@ def continue_(
         fail(error)
     trained = sorted(result.metrics["train_exp"].unique())
     typer.echo(f"{result.name}: experiences trained so far {[int(k) for k in trained if k >= 0]}")
+    _print_matrices(result, ":")
+    typer.echo(f"\nresults: {result.directory}")
+
+
+def _print_matrices(result, caption: str) -> None:
+    """The SSL-loss and all-classes linear R matrices of one strategy run."""
     for metric, title in (("ssl_loss", "SSL loss"), ("all_linear", "all-classes linear")):
         if metric in result.metric_names:
-            typer.echo(f"\n{title} R[i][j]:")
+            typer.echo(f"\n{title} R[i][j]{caption}")
             typer.echo(result.matrix(metric).to_string(float_format="{:.4f}".format))
-    typer.echo(f"\nresults: {result.directory}")
 
 
 @app.command()

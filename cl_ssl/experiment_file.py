@@ -10,12 +10,12 @@ Precedence, lowest first: defaults, ``--preset``, ``--config``, flags on the com
 (dicts of options merge key by key).
 
 Example:
-    >>> tree = load_file(Path("exp.toml"), options(BenchConfig))
-    >>> config = build(BenchConfig, tree)
+    >>> config = bench_config({"train.epochs": 2}, preset="demo", config=Path("exp.toml"))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 import json
 import re
@@ -32,7 +32,17 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover  (the same parser, before it joined the standard library)
     import tomli as tomllib
 
-from cl_ssl.flags import OPTION_DICTS, Option, flatten, literal_choices, set_path, to_tree
+from cl_ssl.flags import (
+    OPTION_DICTS,
+    Option,
+    build,
+    flatten,
+    get_path,
+    literal_choices,
+    options,
+    set_path,
+    to_tree,
+)
 
 HEADER = "# clssl bench --config FILE (flags given on the command line override it)\n"
 
@@ -166,6 +176,57 @@ def toml_value(value: Any) -> str:
         inner = ", ".join(f"{toml_key(str(k))} = {toml_value(v)}" for k, v in value.items())
         return "{ " + inner + " }" if inner else "{}"
     raise TypeError(f"cannot write {value!r} to TOML")
+
+
+# --- the bench of a command line -------------------------------------------------------------
+
+
+def bench_config(
+    given: Mapping[str, Any], preset: str | None = None, config: Path | None = None
+) -> Any:
+    """The :class:`~cl_ssl.config.BenchConfig` of a preset, a file and the flags given.
+
+    Args:
+        given: ``{path: value}`` of the flags given on the command line (they win).
+        preset: Preset name, the lowest layer.
+        config: Experiment file, over the preset.
+    """
+    from cl_ssl.config import BenchConfig
+
+    schema = options(BenchConfig)
+    layers = [load_preset(preset, schema)] if preset else []
+    layers += [load_file(config, schema)] if config else []
+    tree: dict[str, Any] = {}
+    for path, value in [kv for layer in layers for kv in flatten(layer)] + list(given.items()):
+        set_path(tree, path, value)
+    if not tree.get("stream"):
+        raise ValueError("--stream is required: pass a stream name (see `clssl list`)")
+    return build(BenchConfig, tree)
+
+
+def resume_config(directory: Path, given: Mapping[str, Any], progress: bool) -> Any:
+    """The bench a run directory holds, refusing given flags that disagree with it.
+
+    Raises:
+        ValueError: One line naming each flag, its value and the run's.
+    """
+    from cl_ssl.config import BenchConfig
+    from cl_ssl.run_config import load_bench_config
+
+    stored = load_bench_config(directory)
+    saved = to_tree(stored)
+    flags = {o.path: o.flag for o in options(BenchConfig)}
+    conflicts = [
+        f"{flags[path]} gives {path}={value!r}, the run has {get_path(saved, path)!r}"
+        for path, value in given.items()
+        if path != "progress" and value != get_path(saved, path)
+    ]
+    if conflicts:
+        raise ValueError(
+            f"--resume {directory}: {'; '.join(conflicts)}: drop the flag (the run's "
+            "bench.json decides) or start a new run"
+        )
+    return dataclasses.replace(stored, progress=progress)
 
 
 # --- presets -------------------------------------------------------------------------------

@@ -18,7 +18,14 @@ from cl_ssl.atomic import DiskFull, is_disk_full, write_csv, write_text
 
 # Only light modules here: `clssl --help` and `clssl list` import neither torch, Avalanche,
 # Lightly, Kornia nor pandas (tests/test_cli.py checks). Each command imports what it runs.
-from cl_ssl.config import BenchConfig, StreamOptions
+from cl_ssl.config import (
+    BenchConfig,
+    ContinueConfig,
+    DriftConfig,
+    FinetuneConfig,
+    IngestConfig,
+    StreamOptions,
+)
 from cl_ssl.evolve.command import evolve
 from cl_ssl.experiment_file import (
     bench_config,
@@ -27,7 +34,7 @@ from cl_ssl.experiment_file import (
     resume_config,
     to_toml,
 )
-from cl_ssl.flags import add_flags, given_values, options, parse_ints
+from cl_ssl.flags import add_flags, build, given_values, options
 from cl_ssl.registry import (
     Registry,
     UnknownNameError,
@@ -176,34 +183,12 @@ def _print_bench(result) -> None:
 
 
 STREAM = options(StreamOptions)
+CONTINUE = options(ContinueConfig)
 
 
 @app.command("continue")
-@add_flags((STREAM, "Stream (each given flag replaces the checkpoint's option)"))
-def continue_(
-    ctx: typer.Context,
-    checkpoint: Annotated[
-        Path, typer.Option("--from", help="checkpoints/exp<k>.pt written by bench or continue.")
-    ],
-    stream: Annotated[
-        str | None, typer.Option(help="Stream name (default: the checkpoint's).")
-    ] = None,
-    experiences: Annotated[
-        str | None,
-        typer.Option(
-            help="Experiences to train, e.g. 2,3 (default: every one after the checkpoint's)."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Run directory to write (default: the checkpoint's own, beside it)."),
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu or cuda (default: as trained).")
-    ] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-    **values: Any,
-) -> None:
+@add_flags((CONTINUE, None), (STREAM, "Stream (each given flag replaces the checkpoint's option)"))
+def continue_(ctx: typer.Context, **values: Any) -> None:
     """Train a trained embedding on the next period(s), with the strategy state it carries.
 
     Stream flags replace the checkpoint's stream options one by one (all others, the
@@ -212,7 +197,7 @@ def continue_(
     the previous ones: one continual history. Exits 1 when training fails (the earlier
     checkpoints stay), 2 on bad input.
     """
-    from cl_ssl.periodic import ContinueConfig, continue_training
+    from cl_ssl.periodic import continue_training
     from cl_ssl.strategy_run import StrategyFailed
 
     try:
@@ -222,15 +207,7 @@ def continue_(
                 "--split-seed must stay the checkpoint's (its splits decided what was trained "
                 "on): drop the flag"
             )
-        config = ContinueConfig(
-            checkpoint=checkpoint,
-            stream=stream,
-            stream_options=given,
-            experiences=parse_ints(experiences, "--experiences") if experiences else (),
-            out=out,
-            device=device,
-            progress=progress,
-        )
+        config = build(ContinueConfig, {**given_values(ctx, CONTINUE), "stream_options": given})
         result = continue_training(config)
     except StrategyFailed as failed:
         typer.secho(f"failed: {failed.failure.describe()}", err=True, fg=typer.colors.RED)
@@ -309,57 +286,26 @@ def report(
     typer.echo(f"\nreport: {out}")
 
 
+FINETUNE = options(FinetuneConfig)
+
+
 @app.command()
+@add_flags((FINETUNE, None))
 def finetune(
-    checkpoint: Annotated[Path, typer.Option(help="checkpoints/exp<k>.pt from clssl bench.")],
-    data: Annotated[
-        str,
-        typer.Option(
-            help="'stream': the checkpoint's stream's test splits (never trained on); or a "
-            "dataset name or ImageFolder path, minus the images the stream trained on."
-        ),
-    ] = "stream",
-    data_root: Annotated[Path | None, typer.Option(help="Root for datasets on disk.")] = None,
-    train_per_class: Annotated[
-        int | None, typer.Option(help="Labeled training images per class.")
-    ] = 100,
-    epochs: Annotated[int, typer.Option(help="Head training epochs.")] = 100,
-    hidden_dim: Annotated[int, typer.Option(help="MLP head hidden width.")] = 256,
-    lr: Annotated[float, typer.Option(help="Head learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="Seed of subset, split and head.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    ctx: typer.Context,
     out: Annotated[Path | None, typer.Option(help="CSV path of the report.")] = None,
-    leak_check: Annotated[
-        bool,
-        typer.Option(
-            help="Drop the images the stream trained on from --data (needs the run's "
-            "configuration: its config.json, or the copy a bench checkpoint holds); "
-            "--no-leak-check finetunes on a checkpoint without one."
-        ),
-    ] = True,
+    **values: Any,
 ) -> None:
     """Frozen encoder + MLP head on a small labeled set: scikit-learn classification report."""
-    from cl_ssl.bench import resolve_device
-    from cl_ssl.finetune import FinetuneConfig
     from cl_ssl.finetune import finetune as run_finetune
 
     try:
-        config = FinetuneConfig(
-            checkpoint=checkpoint,
-            data=data,
-            data_root=data_root,
-            train_per_class=train_per_class,
-            epochs=epochs,
-            hidden_dim=hidden_dim,
-            lr=lr,
-            seed=seed,
-            device=str(resolve_device(device)),
-            leak_check=leak_check,
-        )
+        config = build(FinetuneConfig, given_values(ctx, FINETUNE))
         result = run_finetune(config)
     except USER_ERRORS as error:
         fail(error)
-    csv = out or checkpoint.with_name(f"{checkpoint.stem}-finetune-{Path(data).name}.csv")
+    name = f"{config.checkpoint.stem}-finetune-{Path(config.data).name}.csv"
+    csv = out or config.checkpoint.with_name(name)
     csv.parent.mkdir(parents=True, exist_ok=True)
     write_csv(csv, result.table, index_label="class")
     typer.echo(f"labeled data: {result.source}")
@@ -368,24 +314,22 @@ def finetune(
     typer.echo(f"report: {csv}")
 
 
+INGEST = options(IngestConfig)
+
+
 @app.command()
+@add_flags((INGEST, None))
 def ingest(
-    vods: Annotated[
-        Path, typer.Argument(help="CSV: vod_id, created_at, source[, category, start, end].")
-    ],
-    out: Annotated[Path, typer.Option(help="Output folder: frames/ and manifest.csv.")],
-    fps: Annotated[float, typer.Option(help="Frames kept per second of video.")] = 1.0,
-    size: Annotated[
-        int | None, typer.Option(help="Square frame side (center crop + resize).")
-    ] = None,
+    ctx: typer.Context,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    **values: Any,
 ) -> None:
     """Decode VODs into JPEG frames and a frame manifest; resumes where it stopped."""
-    from cl_ssl.ingest import IngestConfig
     from cl_ssl.ingest import ingest as run_ingest
 
     try:
-        report = run_ingest(IngestConfig(vods_csv=vods, out=out, fps=fps, size=size), progress)
+        config = build(IngestConfig, given_values(ctx, INGEST))
+        report = run_ingest(config, progress)
     except USER_ERRORS as error:
         fail(error)
     typer.echo(
@@ -394,54 +338,32 @@ def ingest(
     )
     for vod_id, reason in report.failed.items():
         typer.secho(f"  failed {vod_id}: {reason}", fg=typer.colors.YELLOW)
-    manifest = out / "manifest.csv"
     if not report.done and not report.skipped:
         # Nothing usable: a zero exit (and a manifest path) would let a script go on blindly.
-        fail(ValueError(f"no VOD was ingested, so no manifest was written: fix the {vods} rows"))
-    typer.echo(f"manifest: {manifest}")
+        fail(ValueError(f"no VOD was ingested, so no manifest was written: fix the "
+                        f"{config.vods_csv} rows"))  # fmt: skip
+    typer.echo(f"manifest: {config.manifest}")
+
+
+DRIFT = options(DriftConfig)
 
 
 @app.command()
-def drift(
-    source: Annotated[Path, typer.Argument(help="Labeled ImageFolder (<class>/*.jpg).")],
-    out: Annotated[Path, typer.Option(help="Manifest CSV to write.")],
-    periods: Annotated[int, typer.Option(help="Number of periods.")] = 4,
-    categories_per_period: Annotated[
-        int | None, typer.Option(help="Categories per period (default: half).")
-    ] = None,
-    carry_over: Annotated[
-        float, typer.Option(help="Share of categories kept between periods (0-1).")
-    ] = 0.9,
-    frames_per_category: Annotated[int, typer.Option(help="Frames per category and period.")] = 100,
-    frames_per_vod: Annotated[int, typer.Option(help="Frames per synthetic VOD.")] = 25,
-    start: Annotated[str, typer.Option(help="First period's start date.")] = "2020-01-01",
-    period_length: Annotated[str, typer.Option(help="Period length (6M, 2W, ...).")] = "6M",
-    seed: Annotated[int, typer.Option(help="Seed of every choice.")] = 0,
-) -> None:
+@add_flags((DRIFT, None))
+def drift(ctx: typer.Context, **values: Any) -> None:
     """Build a time-stamped manifest with a chosen content drift between periods."""
-    from cl_ssl.drift import DriftConfig, build_drift_manifest, drift_summary
+    from cl_ssl.drift import build_drift_manifest, drift_summary
 
     try:
-        config = DriftConfig(
-            source=source,
-            out=out,
-            periods=periods,
-            categories_per_period=categories_per_period,
-            carry_over=carry_over,
-            frames_per_category=frames_per_category,
-            frames_per_vod=frames_per_vod,
-            start=start,
-            period_length=period_length,
-            seed=seed,
-        )
+        config = build(DriftConfig, given_values(ctx, DRIFT))
         manifest = build_drift_manifest(config)
     except USER_ERRORS as error:
         fail(error)
     summary = drift_summary(manifest, config)
     typer.echo(summary.to_markdown(index=False))
     typer.echo(
-        f"\nmanifest: {out}\nclssl bench --stream twitch-periods --manifest {out} "
-        f"--periods {','.join(summary['period'])}"
+        f"\nmanifest: {config.out}\nclssl bench --stream twitch-periods --manifest "
+        f"{config.out} --periods {','.join(summary['period'])}"
     )
 
 

@@ -1,10 +1,15 @@
-"""The run's settings: one frozen dataclass per concept; CLI flags map onto the fields."""
+"""The commands' settings: one frozen dataclass per concept, each field declared once.
+
+A field's ``setting(default, help=..., check=...)`` (:mod:`cl_ssl.flags`) is its flag, its
+``--help`` line, its key in experiment files and its row in ``docs/cli.md``.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 # Imports stay light (no torch, Avalanche): the CLI imports this module for every command,
 # `clssl --help` included.
@@ -316,3 +321,135 @@ class BenchConfig:
     def seeds(self) -> tuple[int, ...]:
         """The training seeds to run, in order."""
         return self.training_seeds or (self.train.seed,)
+
+
+@dataclass(frozen=True)
+class ContinueConfig:
+    """What ``clssl continue`` trains; each field's ``setting`` is its flag.
+
+    The stream options come from :class:`StreamOptions`' flags: each given one replaces the
+    checkpoint's (with another ``stream``, the default).
+    """
+
+    checkpoint: Path = setting(
+        help="checkpoints/exp<k>.pt written by bench or continue (a training state).",
+        flags="--from",
+    )
+    stream: str | None = setting(None, help="Stream name (default: the checkpoint's).")
+    stream_options: dict[str, Any] = setting(
+        help="The given stream flags, by field name.", flag=False, default_factory=dict
+    )
+    experiences: tuple[int, ...] = setting(
+        (),
+        help="Experiences to train, e.g. 2,3 (default: every one after the checkpoint's).",
+        parse=lambda text: parse_ints(text, "--experiences"),
+        cli_type=str | None,
+    )
+    out: Path | None = setting(
+        None, help="Run directory to write (default: the checkpoint's own, beside it)."
+    )
+    device: str | None = setting(None, help="auto, cpu or cuda (default: as trained).")
+    progress: bool = setting(True, help="Show progress bars.")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """A drift simulation (``clssl drift``); each field's ``setting`` is its flag."""
+
+    source: Path = setting(help="Labeled ImageFolder (<class>/*.jpg).", argument=True)
+    out: Path = setting(help="Manifest CSV to write (paths in it are relative to its folder).")
+    periods: int = setting(4, help="Number of time periods.")
+    categories_per_period: int | None = setting(
+        None, help="Categories shown in each period (default: half of them)."
+    )
+    carry_over: float = setting(
+        0.9, help="Share of a period's categories kept in the next one (0 to 1)."
+    )
+    frames_per_category: int = setting(100, help="Images of each shown category per period.")
+    frames_per_vod: int = setting(25, help="Frames grouped under one synthetic VOD.")
+    start: str = setting("2020-01-01", help="First period's start (ISO date).")
+    period_length: str = setting("6M", help="Length of each period (6M, 2W, ...).")
+    seed: int = setting(0, help="Seed of every choice.")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.carry_over <= 1.0:
+            raise ValueError(f"--carry-over must be between 0 and 1, got {self.carry_over}")
+        if self.periods < 1 or self.frames_per_category < 1 or self.frames_per_vod < 1:
+            raise ValueError("--periods, --frames-per-category and --frames-per-vod must be >= 1")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Where the VOD list is, where frames go, how they are sampled and stored.
+
+    ``clssl ingest``'s flags: each field's ``setting``; the CSV's columns: :mod:`cl_ssl.ingest`.
+    """
+
+    vods_csv: Path = setting(
+        help="CSV: vod_id, created_at, source[, category, start, end].", argument=True
+    )
+    out: Path = setting(help="Output folder: frames under frames/<vod_id>/, and manifest.csv.")
+    fps: float = setting(1.0, help="Frames kept per second of video time.")
+    size: int | None = setting(
+        None,
+        help="Side of the square frames written (centre crop, then resize; default: the "
+        "video's frame size).",
+    )
+    jpeg_quality: int = setting(90, help="PIL JPEG quality, 1-100.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vods_csv", Path(self.vods_csv))
+        object.__setattr__(self, "out", Path(self.out))
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"fps must be a positive number, got {self.fps}")
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"size must be a positive number of pixels or None, got {self.size}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+    @property
+    def manifest(self) -> Path:
+        """``out/manifest.csv``."""
+        return self.out / "manifest.csv"
+
+    @property
+    def frames_dir(self) -> Path:
+        """``out/frames``: one folder per VOD."""
+        return self.out / "frames"
+
+
+STREAM_DATA = "stream"
+"""``--data`` value that takes the labeled images from the checkpoint's own stream."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """A downstream finetune (``clssl finetune``); each field's ``setting`` is its flag."""
+
+    checkpoint: Path = setting(help="checkpoints/exp<k>.pt from clssl bench.")
+    data: str = setting(
+        STREAM_DATA,
+        help="'stream': the checkpoint's stream's test splits (never trained on); or a "
+        "dataset name or ImageFolder path, minus the images the stream trained on.",
+    )
+    data_root: Path | None = setting(
+        None, help="Root for registry datasets that read from disk (e.g. cifar10)."
+    )
+    train_per_class: int | None = setting(100, help="Labeled training images per class.")
+    test_fraction: float = setting(
+        0.2,
+        help="Held-out share when the data has no test split (with 'stream': the least "
+        "share of every class kept for testing).",
+    )
+    hidden_dim: int = setting(256, help="MLP head hidden width.")
+    epochs: int = setting(100, help="Head training epochs (passes over the labeled features).")
+    batch_size: int = setting(256, help="Feature batch size of the head's training.")
+    lr: float = setting(1e-3, help="Adam learning rate of the head.")
+    seed: int = setting(0, help="Seed of the subset, the split and the head's initialisation.")
+    device: str = setting("auto", help="Where the encoder runs: auto, cpu or cuda.")
+    leak_check: bool = setting(
+        True,
+        help="Drop the images the stream trained on from --data (needs the run's "
+        "configuration: its config.json, or the copy a bench checkpoint holds); "
+        "--no-leak-check finetunes on a checkpoint without one.",
+    )

@@ -11,7 +11,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TCMALLOC := $(shell ldconfig -p 2>/dev/null | awk '/libtcmalloc_minimal\.so\.4 /{print $$NF; exit}')
 PRELOAD := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 
-.PHONY: setup demo test lint bench-speed check-results clean
+.PHONY: setup demo test lint docs bench-speed check-results clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ check-results: $(STAMP)
 
 lint: $(STAMP)
 	$(BIN)/ruff check cl_ssl strategies benchmarks tests examples
+
+# docs/cli.md from the settings' declarations (tests/test_docs_cli.py fails when it is stale).
+docs: $(STAMP)
+	$(BIN)/python -m cl_ssl.docs_cli > docs/cli.md
 
 # Throughput table (images/s): hand-written SimCLR loops, data pipeline, model step and
 # cl-ssl's strategies on the same model and data (docs/performance.md); ~6 min (estimated) idle.

@@ -43,7 +43,7 @@ from cl_ssl import distributed
 from cl_ssl.atomic import is_disk_full, unless_disk_full
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig
-from cl_ssl.methods import build_method
+from cl_ssl.methods import parse_method
 from cl_ssl.outputs import (
     BENCH_FILE,
     FAILURE_FILE,
@@ -129,7 +129,7 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     """
     runs = parse_spec(config.strategies)  # fail on a bad name or option before loading data
     check_options(runs, config.strategy_options)
-    build_method(config.train.method, config.train.method_options)  # a bad --method-opt, now
+    parse_method(config.train.method, config.train.method_options)  # a bad --method-opt, now
     stream_factory = streams.get(config.stream)
     resolve_device(config.train.device)
     # Under torchrun every input check runs before the group starts: a refused bench exits

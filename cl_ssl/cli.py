@@ -1,12 +1,15 @@
-"""``clssl``: the command line. Thin by design: flags -> dataclasses -> library calls."""
+"""``clssl``: the command line. Thin by design: flags -> dataclasses -> library calls.
+
+The settings' flags are declared once, on the dataclass fields (:mod:`cl_ssl.flags`);
+``bench``, ``continue``, ``evolve`` and ``speed`` build their options from them.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -15,7 +18,23 @@ from cl_ssl.atomic import DiskFull, is_disk_full, write_csv, write_text
 
 # Only light modules here: `clssl --help` and `clssl list` import neither torch, Avalanche,
 # Lightly, Kornia nor pandas (tests/test_cli.py checks). Each command imports what it runs.
-from cl_ssl.config import BenchConfig, EvalConfig, StreamOptions, TrainConfig
+from cl_ssl.config import (
+    BenchConfig,
+    ContinueConfig,
+    DriftConfig,
+    FinetuneConfig,
+    IngestConfig,
+    StreamOptions,
+)
+from cl_ssl.evolve.command import evolve
+from cl_ssl.experiment_file import (
+    bench_config,
+    preset_names,
+    preset_summary,
+    resume_config,
+    to_toml,
+)
+from cl_ssl.flags import add_flags, build, given_values, options
 from cl_ssl.registry import (
     Registry,
     UnknownNameError,
@@ -25,6 +44,7 @@ from cl_ssl.registry import (
     strategies,
     streams,
 )
+from cl_ssl.speed.command import speed
 
 app = typer.Typer(
     add_completion=False,
@@ -34,6 +54,11 @@ app = typer.Typer(
 )
 
 USER_ERRORS = (UnknownNameError, ValueError, FileNotFoundError, FloatingPointError)
+BENCH = options(BenchConfig)
+PANELS = {"train": "Training", "stream_options": "Stream", "evaluation": "Evaluation"}
+BENCH_GROUPS = [([o for o in BENCH if "." not in o.path], None)] + [
+    ([o for o in BENCH if o.path.startswith(key + ".")], panel) for key, panel in PANELS.items()
+]
 
 
 def fail(error: BaseException) -> None:
@@ -42,160 +67,26 @@ def fail(error: BaseException) -> None:
     raise typer.Exit(2)
 
 
-def parse_ints(text: str, flag: str) -> tuple[int, ...]:
-    """``"20,200"`` -> ``(20, 200)``."""
-    try:
-        return tuple(int(part) for part in text.split(",") if part.strip())
-    except ValueError:
-        raise ValueError(f"bad {flag} '{text}': write integers separated by commas") from None
-
-
-def parse_pairs(pairs: list[str], flag: str) -> dict[str, str]:
-    """``["k=v", ...]`` -> dict, for ``--stream-opt``."""
-    parsed = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise ValueError(f"bad {flag} '{pair}': write KEY=VALUE")
-        parsed[key] = value
-    return parsed
-
-
 @app.command()
+@add_flags(*BENCH_GROUPS)
 def bench(
     ctx: typer.Context,
-    stream: Annotated[
-        str | None, typer.Option(help="Stream name (see `clssl list`); required unless --resume.")
+    config: Annotated[
+        Path | None,
+        typer.Option(help="Experiment file (TOML, see --print-config); flags override it."),
     ] = None,
-    strategy: Annotated[
-        str, typer.Option(help="Strategies: A[,B...]; A+B composes plugins in one run.")
-    ] = "naive",
-    epochs: Annotated[int, typer.Option(help="Epochs per experience.")] = 1,
-    batch_size: Annotated[int, typer.Option(help="Training images per step.")] = 256,
-    eval_batch_size: Annotated[int, typer.Option(help="Images per evaluation step.")] = 256,
-    lr: Annotated[float, typer.Option(help="Learning rate.")] = 1e-3,
-    optimizer: Annotated[str, typer.Option(help="adam, sgd or lars.")] = "adam",
-    momentum: Annotated[float, typer.Option(help="Momentum of sgd and lars.")] = 0.9,
-    weight_decay: Annotated[
-        float, typer.Option(help="Weight decay (never on BatchNorm and bias parameters).")
-    ] = 1e-6,
-    schedule: Annotated[
-        str,
-        typer.Option(help="constant or cosine (warmup, then cosine decay; per experience)."),
-    ] = "constant",
-    warmup_epochs: Annotated[
-        float, typer.Option(help="Warmup of the cosine schedule, in epochs.")
-    ] = 0.0,
-    backbone: Annotated[str, typer.Option(help="Backbone name.")] = "small_resnet",
-    method: Annotated[str, typer.Option(help="SSL method name.")] = "simclr",
-    method_opt: Annotated[
-        list[str] | None,
-        typer.Option(help="Method option METHOD.KEY=VALUE, e.g. simclr.temperature=0.2."),
-    ] = None,
-    augment: Annotated[str, typer.Option(help="batched (Kornia) or lightly.")] = "batched",
-    seed: Annotated[int, typer.Option(help="Training seed shared by every strategy.")] = 0,
-    seeds: Annotated[
+    preset: Annotated[
         str | None,
         typer.Option(
-            help="Training seeds, e.g. 0,1,2: every strategy runs for each (overrides --seed)."
+            help="Named experiment (`clssl list --presets`); --config and flags override it."
         ),
     ] = None,
-    split_seed: Annotated[
-        int, typer.Option(help="Seed of data caps, splits and class order (fixed across seeds).")
-    ] = 0,
-    val_fraction: Annotated[
-        float,
-        typer.Option(
-            help="Hold out this share of each experience's training images and "
-            "evaluate on it instead of the test splits (for tuning)."
-        ),
-    ] = 0.0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
-    precision: Annotated[
-        str, typer.Option(help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16.")
-    ] = "auto",
-    channels_last: Annotated[
-        bool | None,
-        typer.Option(
-            "--channels-last/--no-channels-last",
-            help="Model and views in channels-last memory format (default: on).",
-        ),
-    ] = None,
-    compile: Annotated[
-        bool, typer.Option(help="torch.compile the backbone (opt-in; slow first steps).")
-    ] = False,
-    sync_bn: Annotated[
+    print_config: Annotated[
         bool,
-        typer.Option(help="Under torchrun: BatchNorm over the global batch (CUDA only)."),
-    ] = False,
-    online: Annotated[
-        bool,
-        typer.Option(help="One pass over each experience in arrival order (streaming)."),
-    ] = False,
-    updates_per_batch: Annotated[
-        int, typer.Option(help="Gradient updates per incoming batch (with --online).")
-    ] = 1,
-    workers: Annotated[
-        int | None,
         typer.Option(
-            help="DataLoader processes decoding images (default: 0 for in-memory data, "
-            "half the cores for image files)."
+            "--print-config", help="Print the TOML file of this command line; run nothing."
         ),
-    ] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Dataset root on disk.")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
-    max_images: Annotated[
-        int | None, typer.Option(help="Cap on training images per experience.")
-    ] = None,
-    manifest: Annotated[
-        Path | None, typer.Option(help="Frame manifest CSV (twitch-periods).")
-    ] = None,
-    periods: Annotated[
-        str | None, typer.Option(help="START/END[,START/END...] periods (twitch-periods).")
-    ] = None,
-    period_length: Annotated[
-        str | None, typer.Option(help="Period length, e.g. 6M, 2W (twitch-periods).")
-    ] = None,
-    max_bad_fraction: Annotated[
-        float, typer.Option(help="Share of unreadable images tolerated per period.")
-    ] = 0.05,
-    datasets: Annotated[
-        str | None, typer.Option(help="A[=ROOT],B[=ROOT]: datasets in sequence (pair).")
-    ] = None,
-    dataset: Annotated[
-        str | None, typer.Option(help="Dataset name or folder to split by class (split).")
-    ] = None,
-    tasks: Annotated[int, typer.Option(help="Number of class-incremental tasks (split).")] = 5,
-    opt: Annotated[
-        list[str] | None, typer.Option(help="Strategy option STRATEGY.KEY=VALUE (repeatable).")
-    ] = None,
-    stream_opt: Annotated[
-        list[str] | None, typer.Option(help="Stream option KEY=VALUE (repeatable).")
-    ] = None,
-    knn_k: Annotated[str, typer.Option(help="kNN neighbour counts, comma-separated.")] = "20,200",
-    eval_protocols: Annotated[
-        str, typer.Option(help="Evaluation protocols: all (all-classes), experience, or both.")
-    ] = "all,experience",
-    eval_max_train: Annotated[
-        int | None, typer.Option(help="Cap on kNN-bank/probe training images per experience.")
-    ] = 10_000,
-    linear_probe: Annotated[bool, typer.Option(help="Linear-probe accuracy.")] = True,
-    kmeans: Annotated[bool, typer.Option(help="k-means NMI/ARI.")] = True,
-    checkpoints: Annotated[bool, typer.Option(help="Save the model after each experience.")] = True,
-    out: Annotated[Path, typer.Option(help="Parent folder of run directories.")] = Path("runs"),
-    run: Annotated[
-        str | None,
-        typer.Option(
-            "--run",
-            "--run-name",
-            help="Run directory name (--run-name under torchrun, whose own parser takes "
-            "--run for its --run-path).",
-        ),
-    ] = None,
-    overwrite: Annotated[
-        bool, typer.Option(help="Replace a --run directory that already holds results.")
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
     resume: Annotated[
         Path | None,
         typer.Option(
@@ -203,6 +94,7 @@ def bench(
             "configuration (a conflicting flag is an error)."
         ),
     ] = None,
+    **values: Any,
 ) -> None:
     """Train each strategy on the same stream and seed; print matrices and the summary.
 
@@ -210,16 +102,20 @@ def bench(
     filled up (the bench stops; `--resume` goes on once space is freed), 2 on bad input.
     """
     from cl_ssl import distributed
-    from cl_ssl.bench import run_bench
 
     main = True  # rank 0 (or the only process) prints and sets the exit status
     try:
         if resume is not None:
-            config = _resume_config(ctx, resume)
+            bench_config = _resume_config(ctx, resume)
         else:
-            config = _bench_config(ctx.params)
-        backbones.get(config.train.backbone)
-        result = run_bench(config, resume=resume is not None)
+            bench_config = bench_config_of(ctx)
+        if print_config:
+            typer.echo(to_toml(bench_config, BENCH), nl=False)
+            return
+        from cl_ssl.bench import run_bench
+
+        backbones.get(bench_config.train.backbone)
+        result = run_bench(bench_config, resume=resume is not None)
         main = distributed.is_main()
     except USER_ERRORS as error:
         if not distributed.is_main():
@@ -246,134 +142,25 @@ def bench(
         raise typer.Exit(1)
 
 
-# Flags whose config field is not found by name (``--epochs`` -> ``train.epochs``).
-FLAG_FIELDS = {
-    "stream": ("stream",),
-    "strategy": ("strategies",),
-    "opt": ("strategy_options",),
-    "method_opt": ("train.method_options",),
-    "seed": ("train.seed",),
-    "seeds": ("training_seeds",),
-    "split_seed": ("stream_options.split_seed", "evaluation.seed"),
-    "run": ("run_name",),
-    "stream_opt": ("stream_options.extra",),
-    "eval_protocols": ("evaluation.protocols",),
-    "eval_max_train": ("evaluation.max_train_images",),
-}
-
-
-def _flat(values: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in values.items():
-        if isinstance(value, dict) and key not in ("extra", "strategy_options", "method_options"):
-            flat.update(_flat(value, f"{prefix}{key}."))
-        else:
-            flat[f"{prefix}{key}"] = value
-    return flat
+def bench_config_of(ctx: typer.Context) -> BenchConfig:
+    """The :class:`BenchConfig` of ``clssl bench``'s command line (``ctx``)."""
+    given = given_values(ctx, BENCH)
+    return bench_config(given, ctx.params.get("preset"), ctx.params.get("config"))
 
 
 def _resume_config(ctx: typer.Context, directory: Path) -> BenchConfig:
     """The run's own configuration; an explicit flag that disagrees with it is an error."""
-    from dataclasses import asdict, replace
-
-    from cl_ssl.run_config import load_bench_config
-
-    stored = load_bench_config(directory)
-    explicit = [
-        name
-        for name in ctx.params
-        if name not in ("resume", "progress")
-        # By name: typer may bring its own click, whose enum is not click's.
-        and getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
-    ]
-    if "overwrite" in explicit:
+    given = [n for n in ("overwrite", "config", "preset") if _source(ctx, n) == "COMMANDLINE"]
+    if "overwrite" in given:
         raise ValueError("--resume finishes a run and --overwrite replaces it: pass one of them")
-    if explicit:
-        given = _flat(
-            asdict(_bench_config({**ctx.params, "stream": ctx.params["stream"] or stored.stream}))
-        )
-        saved = _flat(asdict(stored))
-        conflicts = []
-        for name in explicit:
-            keys = FLAG_FIELDS.get(name) or [k for k in given if k.split(".")[-1] == name]
-            conflicts += [
-                f"--{name.replace('_', '-')} gives {k}={given[k]!r}, the run has {saved[k]!r}"
-                for k in keys
-                if given[k] != saved[k]
-            ]
-        if conflicts:
-            raise ValueError(
-                f"--resume {directory}: {'; '.join(conflicts)}: drop the flag (the run's "
-                "bench.json decides) or start a new run"
-            )
-    return replace(stored, progress=ctx.params["progress"])
+    if given:
+        raise ValueError(f"--resume reruns the run's own bench.json: drop --{given[0]}")
+    return resume_config(directory, given_values(ctx, BENCH), ctx.params["progress"])
 
 
-def _bench_config(params: dict) -> BenchConfig:
-    """The :class:`BenchConfig` of ``clssl bench``'s flags (``ctx.params``)."""
-    from cl_ssl.strategy import parse_option_flags
-
-    p = params
-    if not p["stream"]:
-        raise ValueError("--stream is required: pass a stream name (see `clssl list`)")
-    return BenchConfig(
-        stream=p["stream"],
-        strategies=p["strategy"],
-        train=TrainConfig(
-            epochs=p["epochs"],
-            batch_size=p["batch_size"],
-            eval_batch_size=p["eval_batch_size"],
-            lr=p["lr"],
-            optimizer=p["optimizer"],
-            momentum=p["momentum"],
-            weight_decay=p["weight_decay"],
-            schedule=p["schedule"],
-            warmup_epochs=p["warmup_epochs"],
-            backbone=p["backbone"],
-            method=p["method"],
-            method_options=parse_option_flags(p["method_opt"] or [], "method"),
-            augment=p["augment"],
-            device=p["device"],
-            workers=p["workers"],
-            precision=p["precision"],
-            channels_last=p["channels_last"],
-            compile=p["compile"],
-            sync_bn=p["sync_bn"],
-            online=p["online"],
-            updates_per_batch=p["updates_per_batch"],
-            seed=p["seed"],
-        ),
-        stream_options=StreamOptions(
-            data_root=p["data_root"],
-            split_seed=p["split_seed"],
-            val_fraction=p["val_fraction"],
-            image_size=p["image_size"],
-            max_images=p["max_images"],
-            manifest=p["manifest"],
-            periods=p["periods"],
-            period_length=p["period_length"],
-            max_bad_fraction=p["max_bad_fraction"],
-            datasets=p["datasets"],
-            dataset=p["dataset"],
-            tasks=p["tasks"],
-            extra=parse_pairs(p["stream_opt"] or [], "--stream-opt"),
-        ),
-        evaluation=EvalConfig(
-            protocols=tuple(x.strip() for x in p["eval_protocols"].split(",") if x.strip()),
-            knn_k=parse_ints(p["knn_k"], "--knn-k"),
-            linear_probe=p["linear_probe"],
-            kmeans=p["kmeans"],
-            max_train_images=p["eval_max_train"],
-            checkpoints=p["checkpoints"],
-            seed=p["split_seed"],
-        ),
-        strategy_options=parse_option_flags(p["opt"] or []),
-        out=p["out"],
-        run_name=p["run"],
-        progress=p["progress"],
-        training_seeds=parse_ints(p["seeds"], "--seeds") if p["seeds"] else (),
-        overwrite=p["overwrite"],
-    )
+def _source(ctx: typer.Context, name: str) -> str:
+    # By name: typer may bring its own click, whose enum is not click's.
+    return getattr(ctx.get_parameter_source(name), "name", "")
 
 
 def _print_bench(result) -> None:
@@ -384,101 +171,43 @@ def _print_bench(result) -> None:
     for strategy_result in result.strategies:
         if strategy_result.seed != first_seed:
             continue  # the matrices of one seed; every seed's are in its results.json
-        for metric, title in (("ssl_loss", "SSL loss"), ("all_linear", "all-classes linear")):
-            if metric not in strategy_result.metric_names:
-                continue
-            typer.echo(
-                f"\n{title} R[i][j] ({strategy_result.name}, seed {first_seed}): after "
-                "training experience i, on experience j's evaluation split"
-            )
-            matrix = strategy_result.matrix(metric)
-            typer.echo(matrix.to_string(float_format="{:.4f}".format))
+        _print_matrices(
+            strategy_result,
+            f" ({strategy_result.name}, seed {first_seed}): after training experience i, on "
+            "experience j's evaluation split",
+        )
     summary = result.directory / "summary.md"
     if summary.is_file():  # a full disk may have kept it from being written
         typer.echo("\n" + summary.read_text())
     typer.echo(f"\nresults: {result.directory}  (tensorboard --logdir {result.directory})")
 
 
-# `clssl continue` flags that set a stream option of the same name.
-STREAM_FLAGS = (
-    "data_root", "split_seed", "val_fraction", "image_size", "max_images", "manifest",
-    "periods", "period_length", "max_bad_fraction", "datasets", "dataset", "tasks",
-)  # fmt: skip
+STREAM = options(StreamOptions)
+CONTINUE = options(ContinueConfig)
 
 
 @app.command("continue")
-def continue_(
-    ctx: typer.Context,
-    checkpoint: Annotated[
-        Path, typer.Option("--from", help="checkpoints/exp<k>.pt written by bench or continue.")
-    ],
-    stream: Annotated[
-        str | None, typer.Option(help="Stream name (default: the checkpoint's).")
-    ] = None,
-    manifest: Annotated[Path | None, typer.Option(help="Frame manifest CSV.")] = None,
-    periods: Annotated[
-        str | None, typer.Option(help="Every period so far, START/END[,...]: the new one last.")
-    ] = None,
-    period_length: Annotated[str | None, typer.Option(help="Period length, e.g. 6M.")] = None,
-    data_root: Annotated[Path | None, typer.Option(help="Dataset root on disk.")] = None,
-    image_size: Annotated[int | None, typer.Option(help="Input side in pixels.")] = None,
-    max_images: Annotated[int | None, typer.Option(help="Cap on images per experience.")] = None,
-    datasets: Annotated[str | None, typer.Option(help="A[=ROOT],B[=ROOT] (pair).")] = None,
-    dataset: Annotated[str | None, typer.Option(help="Dataset to split by class (split).")] = None,
-    tasks: Annotated[int, typer.Option(help="Class-incremental tasks (split).")] = 5,
-    split_seed: Annotated[int, typer.Option(help="Seed of caps and splits.")] = 0,
-    val_fraction: Annotated[float, typer.Option(help="Held-out share for tuning.")] = 0.0,
-    max_bad_fraction: Annotated[float, typer.Option(help="Tolerated unreadable share.")] = 0.05,
-    stream_opt: Annotated[
-        list[str] | None, typer.Option(help="Stream option KEY=VALUE (repeatable).")
-    ] = None,
-    experiences: Annotated[
-        str | None,
-        typer.Option(
-            help="Experiences to train, e.g. 2,3 (default: every one after the checkpoint's)."
-        ),
-    ] = None,
-    out: Annotated[
-        Path | None,
-        typer.Option(help="Run directory to write (default: the checkpoint's own, beside it)."),
-    ] = None,
-    device: Annotated[
-        str | None, typer.Option(help="auto, cpu or cuda (default: as trained).")
-    ] = None,
-    progress: Annotated[bool, typer.Option(help="Show progress bars.")] = True,
-) -> None:
+@add_flags((CONTINUE, None), (STREAM, "Stream (each given flag replaces the checkpoint's option)"))
+def continue_(ctx: typer.Context, **values: Any) -> None:
     """Train a trained embedding on the next period(s), with the strategy state it carries.
 
     Stream flags replace the checkpoint's stream options one by one (all others, the
-    strategy, its options and the training recipe come from the checkpoint). The new
-    checkpoints and metrics go beside the previous ones: one continual history. Exits 1
-    when training fails (the earlier checkpoints stay), 2 on bad input.
+    strategy, its options and the training recipe come from the checkpoint); --periods
+    names every period so far, the new one last. The new checkpoints and metrics go beside
+    the previous ones: one continual history. Exits 1 when training fails (the earlier
+    checkpoints stay), 2 on bad input.
     """
-    from cl_ssl.periodic import ContinueConfig, continue_training
+    from cl_ssl.periodic import continue_training
     from cl_ssl.strategy_run import StrategyFailed
 
-    given = {
-        name: ctx.params[name]
-        for name in STREAM_FLAGS
-        if getattr(ctx.get_parameter_source(name), "name", "") == "COMMANDLINE"
-    }
     try:
-        if stream_opt:
-            given["extra"] = parse_pairs(stream_opt, "--stream-opt")
+        given = given_values(ctx, STREAM)
         if "split_seed" in given:
             raise ValueError(
                 "--split-seed must stay the checkpoint's (its splits decided what was trained "
                 "on): drop the flag"
             )
-        config = ContinueConfig(
-            checkpoint=checkpoint,
-            stream=stream,
-            stream_options=given,
-            experiences=parse_ints(experiences, "--experiences") if experiences else (),
-            out=out,
-            device=device,
-            progress=progress,
-        )
+        config = build(ContinueConfig, {**given_values(ctx, CONTINUE), "stream_options": given})
         result = continue_training(config)
     except StrategyFailed as failed:
         typer.secho(f"failed: {failed.failure.describe()}", err=True, fg=typer.colors.RED)
@@ -487,11 +216,16 @@ def continue_(
         fail(error)
     trained = sorted(result.metrics["train_exp"].unique())
     typer.echo(f"{result.name}: experiences trained so far {[int(k) for k in trained if k >= 0]}")
+    _print_matrices(result, ":")
+    typer.echo(f"\nresults: {result.directory}")
+
+
+def _print_matrices(result, caption: str) -> None:
+    """The SSL-loss and all-classes linear R matrices of one strategy run."""
     for metric, title in (("ssl_loss", "SSL loss"), ("all_linear", "all-classes linear")):
         if metric in result.metric_names:
-            typer.echo(f"\n{title} R[i][j]:")
+            typer.echo(f"\n{title} R[i][j]{caption}")
             typer.echo(result.matrix(metric).to_string(float_format="{:.4f}".format))
-    typer.echo(f"\nresults: {result.directory}")
 
 
 @app.command()
@@ -552,57 +286,26 @@ def report(
     typer.echo(f"\nreport: {out}")
 
 
+FINETUNE = options(FinetuneConfig)
+
+
 @app.command()
+@add_flags((FINETUNE, None))
 def finetune(
-    checkpoint: Annotated[Path, typer.Option(help="checkpoints/exp<k>.pt from clssl bench.")],
-    data: Annotated[
-        str,
-        typer.Option(
-            help="'stream': the checkpoint's stream's test splits (never trained on); or a "
-            "dataset name or ImageFolder path, minus the images the stream trained on."
-        ),
-    ] = "stream",
-    data_root: Annotated[Path | None, typer.Option(help="Root for datasets on disk.")] = None,
-    train_per_class: Annotated[
-        int | None, typer.Option(help="Labeled training images per class.")
-    ] = 100,
-    epochs: Annotated[int, typer.Option(help="Head training epochs.")] = 100,
-    hidden_dim: Annotated[int, typer.Option(help="MLP head hidden width.")] = 256,
-    lr: Annotated[float, typer.Option(help="Head learning rate.")] = 1e-3,
-    seed: Annotated[int, typer.Option(help="Seed of subset, split and head.")] = 0,
-    device: Annotated[str, typer.Option(help="auto, cpu or cuda.")] = "auto",
+    ctx: typer.Context,
     out: Annotated[Path | None, typer.Option(help="CSV path of the report.")] = None,
-    leak_check: Annotated[
-        bool,
-        typer.Option(
-            help="Drop the images the stream trained on from --data (needs the run's "
-            "configuration: its config.json, or the copy a bench checkpoint holds); "
-            "--no-leak-check finetunes on a checkpoint without one."
-        ),
-    ] = True,
+    **values: Any,
 ) -> None:
     """Frozen encoder + MLP head on a small labeled set: scikit-learn classification report."""
-    from cl_ssl.bench import resolve_device
-    from cl_ssl.finetune import FinetuneConfig
     from cl_ssl.finetune import finetune as run_finetune
 
     try:
-        config = FinetuneConfig(
-            checkpoint=checkpoint,
-            data=data,
-            data_root=data_root,
-            train_per_class=train_per_class,
-            epochs=epochs,
-            hidden_dim=hidden_dim,
-            lr=lr,
-            seed=seed,
-            device=str(resolve_device(device)),
-            leak_check=leak_check,
-        )
+        config = build(FinetuneConfig, given_values(ctx, FINETUNE))
         result = run_finetune(config)
     except USER_ERRORS as error:
         fail(error)
-    csv = out or checkpoint.with_name(f"{checkpoint.stem}-finetune-{Path(data).name}.csv")
+    name = f"{config.checkpoint.stem}-finetune-{Path(config.data).name}.csv"
+    csv = out or config.checkpoint.with_name(name)
     csv.parent.mkdir(parents=True, exist_ok=True)
     write_csv(csv, result.table, index_label="class")
     typer.echo(f"labeled data: {result.source}")
@@ -611,24 +314,22 @@ def finetune(
     typer.echo(f"report: {csv}")
 
 
+INGEST = options(IngestConfig)
+
+
 @app.command()
+@add_flags((INGEST, None))
 def ingest(
-    vods: Annotated[
-        Path, typer.Argument(help="CSV: vod_id, created_at, source[, category, start, end].")
-    ],
-    out: Annotated[Path, typer.Option(help="Output folder: frames/ and manifest.csv.")],
-    fps: Annotated[float, typer.Option(help="Frames kept per second of video.")] = 1.0,
-    size: Annotated[
-        int | None, typer.Option(help="Square frame side (center crop + resize).")
-    ] = None,
+    ctx: typer.Context,
     progress: Annotated[bool, typer.Option(help="Show a progress bar.")] = True,
+    **values: Any,
 ) -> None:
     """Decode VODs into JPEG frames and a frame manifest; resumes where it stopped."""
-    from cl_ssl.ingest import IngestConfig
     from cl_ssl.ingest import ingest as run_ingest
 
     try:
-        report = run_ingest(IngestConfig(vods_csv=vods, out=out, fps=fps, size=size), progress)
+        config = build(IngestConfig, given_values(ctx, INGEST))
+        report = run_ingest(config, progress)
     except USER_ERRORS as error:
         fail(error)
     typer.echo(
@@ -637,157 +338,39 @@ def ingest(
     )
     for vod_id, reason in report.failed.items():
         typer.secho(f"  failed {vod_id}: {reason}", fg=typer.colors.YELLOW)
-    manifest = out / "manifest.csv"
     if not report.done and not report.skipped:
         # Nothing usable: a zero exit (and a manifest path) would let a script go on blindly.
-        fail(ValueError(f"no VOD was ingested, so no manifest was written: fix the {vods} rows"))
-    typer.echo(f"manifest: {manifest}")
+        fail(ValueError(f"no VOD was ingested, so no manifest was written: fix the "
+                        f"{config.vods_csv} rows"))  # fmt: skip
+    typer.echo(f"manifest: {config.manifest}")
+
+
+DRIFT = options(DriftConfig)
 
 
 @app.command()
-def drift(
-    source: Annotated[Path, typer.Argument(help="Labeled ImageFolder (<class>/*.jpg).")],
-    out: Annotated[Path, typer.Option(help="Manifest CSV to write.")],
-    periods: Annotated[int, typer.Option(help="Number of periods.")] = 4,
-    categories_per_period: Annotated[
-        int | None, typer.Option(help="Categories per period (default: half).")
-    ] = None,
-    carry_over: Annotated[
-        float, typer.Option(help="Share of categories kept between periods (0-1).")
-    ] = 0.9,
-    frames_per_category: Annotated[int, typer.Option(help="Frames per category and period.")] = 100,
-    frames_per_vod: Annotated[int, typer.Option(help="Frames per synthetic VOD.")] = 25,
-    start: Annotated[str, typer.Option(help="First period's start date.")] = "2020-01-01",
-    period_length: Annotated[str, typer.Option(help="Period length (6M, 2W, ...).")] = "6M",
-    seed: Annotated[int, typer.Option(help="Seed of every choice.")] = 0,
-) -> None:
+@add_flags((DRIFT, None))
+def drift(ctx: typer.Context, **values: Any) -> None:
     """Build a time-stamped manifest with a chosen content drift between periods."""
-    from cl_ssl.drift import DriftConfig, build_drift_manifest, drift_summary
+    from cl_ssl.drift import build_drift_manifest, drift_summary
 
     try:
-        config = DriftConfig(
-            source=source,
-            out=out,
-            periods=periods,
-            categories_per_period=categories_per_period,
-            carry_over=carry_over,
-            frames_per_category=frames_per_category,
-            frames_per_vod=frames_per_vod,
-            start=start,
-            period_length=period_length,
-            seed=seed,
-        )
+        config = build(DriftConfig, given_values(ctx, DRIFT))
         manifest = build_drift_manifest(config)
     except USER_ERRORS as error:
         fail(error)
     summary = drift_summary(manifest, config)
     typer.echo(summary.to_markdown(index=False))
     typer.echo(
-        f"\nmanifest: {out}\nclssl bench --stream twitch-periods --manifest {out} "
-        f"--periods {','.join(summary['period'])}"
+        f"\nmanifest: {config.out}\nclssl bench --stream twitch-periods --manifest "
+        f"{config.out} --periods {','.join(summary['period'])}"
     )
 
 
-@app.command(
-    context_settings={"allow_extra_args": True, "ignore_unknown_options": True},
-    add_help_option=False,
+app.command()(speed)  # cl_ssl/speed/command.py
+app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})(
+    evolve  # cl_ssl/evolve/command.py
 )
-def speed(ctx: typer.Context) -> None:
-    """Images/s of hand-written SimCLR loops vs cl-ssl's strategies (--help for flags).
-
-    The flags are declared once, by ``python -m cl_ssl.speed`` (``cl_ssl/speed/__main__.py``);
-    this command passes them through. Results: docs/performance.md.
-    """
-    from cl_ssl.speed.__main__ import main as speed_main
-
-    raise typer.Exit(speed_main(list(ctx.args)))
-
-
-@app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
-def evolve(
-    ctx: typer.Context,
-    rounds: Annotated[int, typer.Option(help="Children evaluated after the population.")] = 8,
-    population: Annotated[int, typer.Option(help="Population size.")] = 6,
-    tournament: Annotated[int, typer.Option(help="Tournament size (parents drawn).")] = 3,
-    max_minutes: Annotated[
-        float | None, typer.Option(help="Wall-time budget (checked before each individual).")
-    ] = None,
-    fitness: Annotated[
-        str, typer.Option(help="nmi (k-means NMI, the paper's), knn, or knn-stable.")
-    ] = "nmi",
-    evolve_seed: Annotated[int, typer.Option(help="Seed of the search.")] = 0,
-    jobs: Annotated[
-        int,
-        typer.Option(help="Individuals trained at once, one process each (cores/jobs threads)."),
-    ] = 1,
-    weight: Annotated[
-        list[str] | None,
-        typer.Option(
-            help="Weight range STRATEGY.KEY=LOW:HIGH or METHOD.weight=LOW:HIGH (mixed "
-            "--method a+b); overrides or adds one."
-        ),
-    ] = None,
-    resume: Annotated[
-        Path | None, typer.Option(help="Finish the evolve run in this directory.")
-    ] = None,
-) -> None:
-    """Search the loss weights of a strategy with an evolutionary algorithm (validation data).
-
-    Every other flag is `clssl bench`'s (--stream, --strategy, --epochs, --seeds, --out,
-    --run, ...): each individual is that bench with the searched weights, scored on the
-    validation splits (--val-fraction, 0.2 unless given). Prints the best weights and the
-    `clssl bench` command that reruns them on the test splits.
-    """
-    from cl_ssl.evolve.run import (
-        DEFAULT_VAL_FRACTION,
-        DISPLAY_FLAGS,
-        WorkerDied,
-        make_settings,
-        run_evolve,
-    )
-    from cl_ssl.evolve.search import EvolveConfig
-    from cl_ssl.evolve.space import parse_weight_flags
-
-    try:
-        if resume is not None:
-            changing = [a for a in ctx.args if a not in DISPLAY_FLAGS]
-            if changing:
-                raise ValueError(
-                    f"--resume {resume} reruns the saved settings: drop {' '.join(changing)}"
-                )
-            directory, search = run_evolve(resume=resume, on_individual=_print_individual)
-        else:
-            args = list(ctx.args)
-            if not any(a.split("=")[0] == "--val-fraction" for a in args):
-                args += ["--val-fraction", str(DEFAULT_VAL_FRACTION)]
-            bench_command = typer.main.get_command(app).get_command(ctx, "bench")
-            with bench_command.make_context("bench", list(args), parent=ctx) as sub:
-                bench_config = _bench_config(sub.params)
-            search_config = EvolveConfig(
-                population=population,
-                tournament=tournament,
-                rounds=rounds,
-                max_seconds=None if max_minutes is None else 60 * max_minutes,
-                seed=evolve_seed,
-                jobs=jobs,
-            )
-            overrides = parse_weight_flags(weight or [])
-            settings = make_settings(bench_config, args, search_config, fitness, overrides)
-            directory, search = run_evolve(settings, on_individual=_print_individual)
-    except (*USER_ERRORS, FileExistsError, WorkerDied) as error:
-        fail(error)
-    best = search.best
-    weights = ", ".join(f"{k}={v:.4g}" for k, v in best.weights.items())
-    typer.echo(f"\nbest (individual {best.id}, fitness {best.fitness:.4f}): {weights}")
-    typer.echo(f"rerun on the test splits: {(directory / 'best.json').name} has the command")
-    typer.echo(json.loads((directory / "best.json").read_text())["command"])
-    typer.echo(f"results: {directory}  (tensorboard --logdir {directory / 'tensorboard'})")
-
-
-def _print_individual(individual) -> None:
-    weights = ", ".join(f"{k}={v:.4g}" for k, v in individual.weights.items())
-    status = f"failed: {individual.error}" if individual.failed else f"{individual.fitness:.4f}"
-    typer.echo(f"[{individual.id}] round {individual.round}: {weights} -> {status}")
 
 
 @app.command("list")
@@ -797,6 +380,9 @@ def list_entries(
     ] = False,
     metrics_only: Annotated[
         bool, typer.Option("--metrics", help="Only metrics: direction, kind, protocols.")
+    ] = False,
+    presets_only: Annotated[
+        bool, typer.Option("--presets", help="Only the presets (`clssl bench --preset NAME`).")
     ] = False,
 ) -> None:
     """Print the registered streams, strategies (with options), backbones and methods.
@@ -808,6 +394,11 @@ def list_entries(
         from cl_ssl.evaluation.metric_registry import metric_lines
 
         return typer.echo("\n".join(metric_lines()))
+    if presets_only:
+        typer.echo("presets (clssl bench --preset NAME):")
+        for name in preset_names():
+            typer.echo(f"  {name}: {preset_summary(name)}")
+        return
     _list_registry("strategies", strategies, "--opt")
     if strategies_only:
         return

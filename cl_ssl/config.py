@@ -1,13 +1,31 @@
-"""The run's settings: one frozen dataclass per concept; CLI flags map onto the fields."""
+"""The commands' settings: one frozen dataclass per concept, each field declared once.
+
+A field's ``setting(default, help=..., check=...)`` (:mod:`cl_ssl.flags`) is its flag, its
+``--help`` line, its key in experiment files and its row in ``docs/cli.md``.
+"""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 # Imports stay light (no torch, Avalanche): the CLI imports this module for every command,
 # `clssl --help` included.
+from cl_ssl.flags import (
+    at_least,
+    check_fields,
+    fraction,
+    non_negative,
+    parse_ints,
+    parse_option_flags,
+    parse_pairs,
+    parse_words,
+    positive,
+    setting,
+    switch,
+)
 from cl_ssl.schedule import LRSchedule, ScheduleKind
 
 AugmentKind = Literal["batched", "lightly"]  # cl_ssl.augment's implementations
@@ -17,139 +35,156 @@ AugmentKind = Literal["batched", "lightly"]  # cl_ssl.augment's implementations
 class StreamOptions:
     """Everything a stream may be configured with; each stream reads the fields it needs.
 
-    Attributes:
-        data_root: Root of the dataset on disk (ImageFolder layout for ``cifar10-split``).
-        split_seed: Seed of every random choice a stream makes (caps, splits, class order).
-            Fixed by default and independent of the training seed, so a spread over
-            ``--seeds`` measures training variance on identical data.
-        image_size: Side of the square training input; None keeps the stream's default.
-        max_images: Cap on images per experience (before the test split), for quick runs.
-        test_fraction: Share of an experience held out for testing when it has no test set.
-        val_fraction: Share of each experience's training images held out as a validation
-            split; when > 0 every evaluation runs on the validation splits and the test
-            splits are never touched (tune defaults this way, never on test data).
-        manifest: Frame manifest CSV (``twitch-periods``).
-        periods: Explicit periods ``START/END[,START/END...]`` (``twitch-periods``).
-        period_length: Period length such as ``6M`` when ``periods`` is not given.
-        max_bad_fraction: Share of unreadable images tolerated per period before aborting.
-        datasets: Comma-separated dataset names or folders, one experience each (``pair``).
-        dataset: Dataset name or folder to split by class (``split``).
-        tasks: Number of class-incremental tasks (``split``).
-        extra: Options of third-party streams (``key=value`` from ``--stream-opt``).
+    Each field's meaning is its ``setting(help=...)`` (:mod:`cl_ssl.flags`): the one
+    declaration that ``--help``, experiment files and ``docs/cli.md`` show.
     """
 
-    data_root: Path | None = None
-    split_seed: int = 0
-    image_size: int | None = None
-    max_images: int | None = None
-    test_fraction: float = 0.1
-    val_fraction: float = 0.0
-    manifest: Path | None = None
-    periods: str | None = None
-    period_length: str | None = None
-    max_bad_fraction: float = 0.05
-    datasets: str | None = None
-    dataset: str | None = None
-    tasks: int = 5
-    extra: dict[str, str] = field(default_factory=dict)
+    data_root: Path | None = setting(
+        None, help="Dataset root on disk (ImageFolder layout for cifar10-split)."
+    )
+    split_seed: int = setting(
+        0,
+        help="Seed of data caps, splits and class order: fixed across --seeds, so a spread "
+        "over seeds measures training variance on identical data.",
+    )
+    image_size: int | None = setting(
+        None, help="Side of the square training input in pixels (default: the stream's)."
+    )
+    max_images: int | None = setting(
+        None, help="Cap on training images per experience (before the test split)."
+    )
+    test_fraction: float = setting(
+        0.1,
+        help="Share of an experience held out for testing when it has no test set.",
+        check=fraction(),
+    )
+    val_fraction: float = setting(
+        0.0,
+        help="Hold out this share of each experience's training images and evaluate on it "
+        "instead of the test splits, which are then never touched (for tuning).",
+        check=fraction(),
+    )
+    manifest: Path | None = setting(None, help="Frame manifest CSV (twitch-periods).")
+    periods: str | None = setting(None, help="START/END[,START/END...] periods (twitch-periods).")
+    period_length: str | None = setting(
+        None, help="Period length, e.g. 6M, 2W, when --periods is not given (twitch-periods)."
+    )
+    max_bad_fraction: float = setting(
+        0.05,
+        help="Share of unreadable images tolerated per period before aborting.",
+        check=fraction(closed=True),
+    )
+    datasets: str | None = setting(
+        None, help="A[=ROOT],B[=ROOT]: datasets in sequence, one experience each (pair)."
+    )
+    dataset: str | None = setting(None, help="Dataset name or folder to split by class (split).")
+    tasks: int = setting(5, help="Number of class-incremental tasks (split).")
+    extra: dict[str, str] = setting(
+        help="Option of a third-party stream KEY=VALUE (repeatable).",
+        flags="--stream-opt",
+        parse=parse_pairs,
+        default_factory=dict,
+    )
 
     def __post_init__(self) -> None:
-        if not 0.0 <= self.max_bad_fraction <= 1.0:
-            raise ValueError(f"--max-bad-fraction must be in [0, 1], got {self.max_bad_fraction}")
-        if not 0.0 <= self.val_fraction < 1.0:
-            raise ValueError(f"--val-fraction must be in [0, 1), got {self.val_fraction}")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class TrainConfig:
     """How every strategy of a bench trains (identical across strategies by design).
 
-    Attributes:
-        epochs: Epochs per experience.
-        batch_size: Training images per step (two views each).
-        eval_batch_size: Images per evaluation step; NT-Xent depends on it.
-        lr: Base learning rate (every parameter group's, before the schedule).
-        optimizer: ``adam`` (default: robust for short CPU runs), ``sgd`` or ``lars``
-            (the SSL papers' choice for large batches, as solo-learn and CaSSLe run it:
-            trust coefficient 0.02, rate clipped at ``lr``, :mod:`cl_ssl.lars`).
-        momentum: Momentum of ``sgd`` and ``lars``.
-        weight_decay: Weight decay; never applied to BatchNorm and bias parameters (Lightly's
-            ``get_weight_decay_parameters``; predictors that strategies add included), which
-            LARS also leaves unadapted. LARS adapts the other weights at 0 too (not SGD).
-        schedule: ``constant`` or ``cosine`` (linear warmup, then cosine decay to 0),
-            restarted every experience and stepped per iteration (``cl_ssl.schedule``).
-        warmup_epochs: Warmup length of ``cosine``, in epochs of the experience.
-        backbone: Backbone registry name.
-        method: SSL method registry name.
-        method_options: Options of the method, ``{"simclr": {"temperature": "0.2"}}``
-            (``--method-opt simclr.temperature=0.2``); only ``method``'s may be given.
-        augment: ``batched`` (Kornia, on device) or ``lightly`` (per image, reference).
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        workers: DataLoader worker processes decoding images. None: none for in-memory
-            data (workers would only compete with torch's threads), half the CPU cores
-            (at most 8) for disk-backed data, where they decode the next batches while the
-            model trains.
-        precision: ``auto`` (bf16 autocast on CUDA, fp32 on CPU), ``fp32``, or ``bf16``
-            (autocast of forward and loss to bfloat16; also on CPU). Optimizer steps and
-            weights stay fp32.
-        channels_last: Model and inputs in the channels-last memory format. None (auto): on,
-            on CUDA and CPU alike (a small-ResNet step measured ~2x faster on the CPU).
-        compile: ``torch.compile`` the backbone (in place: checkpoints keep the plain keys).
-        sync_bn: Under torchrun, BatchNorm statistics over the global batch (torch's
-            ``SyncBatchNorm``, CUDA only); otherwise each rank normalises its own rows.
-        online: One pass over each experience in arrival order (no shuffling, one epoch):
-            streaming frames (:mod:`cl_ssl.online`).
-        updates_per_batch: Gradient updates on each incoming batch (online mode), each with
-            fresh views (and fresh replayed rows).
-        seed: Seed of model init, data order and augmentation; same for every strategy.
-            ``batch_size`` is the global batch under torchrun (B / N images per rank).
+    Each field's meaning is its ``setting(help=...)``. ``batch_size`` is the global batch
+    under torchrun (B / N images per rank).
     """
 
-    epochs: int = 1
-    batch_size: int = 256
-    eval_batch_size: int = 256
-    lr: float = 1e-3
-    optimizer: Literal["adam", "sgd", "lars"] = "adam"
-    momentum: float = 0.9
-    weight_decay: float = 1e-6
-    schedule: ScheduleKind = "constant"
-    warmup_epochs: float = 0.0
-    backbone: str = "small_resnet"
-    method: str = "simclr"
-    method_options: dict[str, dict[str, str]] = field(default_factory=dict)
-    augment: AugmentKind = "batched"
-    device: str = "auto"
-    workers: int | None = None
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    channels_last: bool | None = None
-    compile: bool = False
-    sync_bn: bool = False
-    online: bool = False
-    updates_per_batch: int = 1
-    seed: int = 0
+    epochs: int = setting(1, help="Epochs per experience.", check=at_least(1))
+    batch_size: int = setting(
+        256,
+        help="Training images per step (two views each).",
+        check=at_least(2, ": an SSL step needs other images"),
+    )
+    eval_batch_size: int = setting(
+        256, help="Images per evaluation step; NT-Xent depends on it.", check=at_least(1)
+    )
+    lr: float = setting(
+        1e-3,
+        help="Base learning rate (every parameter group's, before the schedule).",
+        check=positive,
+    )
+    optimizer: Literal["adam", "sgd", "lars"] = setting(
+        "adam",
+        help="adam (robust for short CPU runs), sgd or lars (the SSL papers' choice for large "
+        "batches, as solo-learn and CaSSLe run it: trust 0.02, rate clipped at --lr).",
+    )
+    momentum: float = setting(0.9, help="Momentum of sgd and lars.", check=fraction())
+    weight_decay: float = setting(
+        1e-6,
+        help="Weight decay, never on BatchNorm and bias parameters (Lightly's "
+        "get_weight_decay_parameters), which LARS also leaves unadapted.",
+        check=non_negative,
+    )
+    schedule: ScheduleKind = setting(
+        "constant",
+        help="constant, or cosine: linear warmup then cosine decay to 0, restarted every "
+        "experience and stepped per iteration.",
+    )
+    warmup_epochs: float = setting(
+        0.0, help="Warmup of the cosine schedule, in epochs of the experience."
+    )
+    backbone: str = setting("small_resnet", help="Backbone registry name (see `clssl list`).")
+    method: str = setting("simclr", help="SSL method registry name; A+B mixes the methods' losses.")
+    method_options: dict[str, dict[str, str]] = setting(
+        help="Method option METHOD.KEY=VALUE, e.g. simclr.temperature=0.2 (repeatable; "
+        "only --method's).",
+        flags="--method-opt",
+        parse=lambda flags: parse_option_flags(flags, "method"),
+        default_factory=dict,
+    )
+    augment: AugmentKind = setting(
+        "batched", help="batched (Kornia, on device) or lightly (per image, the reference)."
+    )
+    device: str = setting("auto", help="auto (CUDA when available), cpu or cuda.")
+    workers: int | None = setting(
+        None,
+        help="DataLoader processes decoding images (default: 0 for in-memory data, half the "
+        "cores, at most 8, for image files).",
+        check=non_negative,
+    )
+    precision: Literal["auto", "fp32", "bf16"] = setting(
+        "auto",
+        help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16 (autocast of forward "
+        "and loss; optimizer steps and weights stay fp32).",
+    )
+    channels_last: bool | None = setting(
+        None,
+        help="Model and views in channels-last memory format (default: on; a small-ResNet "
+        "step measured ~2x faster on the CPU).",
+        check=switch,
+    )
+    compile: bool = setting(
+        False,
+        help="torch.compile the backbone (opt-in; slow first steps; checkpoints keep the "
+        "plain keys).",
+        check=lambda v: None if isinstance(v, bool) else f"must be on or off, got {v!r}",
+    )
+    sync_bn: bool = setting(
+        False, help="Under torchrun: BatchNorm over the global batch (CUDA only)."
+    )
+    online: bool = setting(
+        False, help="One pass over each experience in arrival order (streaming frames)."
+    )
+    updates_per_batch: int = setting(
+        1,
+        help="Gradient updates per incoming batch, each with fresh views (with --online).",
+        check=at_least(1),
+    )
+    seed: int = setting(
+        0, help="Seed of model init, data order and views; the same for every strategy."
+    )
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size", "eval_batch_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.batch_size < 2:
-            # One image has no other image to contrast with (NT-Xent is exactly 0): nothing
-            # would be learnt while the run looks healthy.
-            raise ValueError("--batch-size must be at least 2: an SSL step needs other images")
-        if self.workers is not None and self.workers < 0:
-            raise ValueError(f"--workers must be >= 0, got {self.workers}")
-        if self.lr <= 0:
-            raise ValueError(f"--lr must be positive, got {self.lr}")
-        if self.precision not in ("auto", "fp32", "bf16"):
-            raise ValueError(f"unknown precision '{self.precision}'; choose from: auto, fp32, bf16")
-        if self.channels_last is not None and not isinstance(self.channels_last, bool):
-            raise ValueError(f"--channels-last must be on, off or auto, got {self.channels_last!r}")
-        if not isinstance(self.compile, bool):
-            raise ValueError(f"--compile must be on or off, got {self.compile!r}")
-        if self.updates_per_batch < 1:
-            raise ValueError(
-                f"--updates-per-batch must be at least 1, got {self.updates_per_batch}"
-            )
+        check_fields(self)
         if self.updates_per_batch > 1 and not self.online:
             raise ValueError("--updates-per-batch repeats incoming batches: add --online")
         if self.online and self.epochs != 1:
@@ -162,12 +197,6 @@ class TrainConfig:
                 "--sync-bn needs CUDA (torch's SyncBatchNorm has no CPU kernel): drop it or "
                 "train on GPUs"
             )
-        if self.optimizer not in ("adam", "sgd", "lars"):
-            raise ValueError(f"unknown optimizer '{self.optimizer}'; choose from: adam, sgd, lars")
-        if not 0 <= self.momentum < 1:
-            raise ValueError(f"--momentum must be in [0, 1), got {self.momentum}")
-        if self.weight_decay < 0:
-            raise ValueError(f"--weight-decay must be >= 0, got {self.weight_decay}")
         LRSchedule(self.schedule, self.warmup_epochs)  # validates both
         other = sorted(set(self.method_options) - set(self.method.split("+")))
         if other:
@@ -182,77 +211,107 @@ class TrainConfig:
         return LRSchedule(self.schedule, self.warmup_epochs)
 
 
+PROTOCOLS = ("all", "experience")
+
+
 @dataclass(frozen=True)
 class EvalConfig:
     """What is measured after every experience, on every experience's test set.
 
-    Attributes:
-        protocols: ``all`` (bank and probe over the training images of every experience,
-            scored on every test split and their union: the protocol papers report) and/or
-            ``experience`` (each experience's own classes only).
-        knn_k: Neighbour counts of the weighted kNN accuracy.
-        knn_temperature: Temperature of the kNN vote weights exp(sim / T).
-        linear_probe: Fit a logistic-regression probe on the training split's features.
-        kmeans: k-means NMI and ARI on the test split's features.
-        max_train_images: Cap on training images per experience used as the kNN memory bank
-            and the probe's training set (a seeded random subset); None keeps all.
-        checkpoints: Save the model after every experience (``checkpoints/exp<k>.pt``).
-        seed: Seed of the subset and of k-means (the split seed: the same for every
-            training seed, so seeds measure training variance only).
+    Each field's meaning is its ``setting(help=...)``.
     """
 
-    protocols: tuple[str, ...] = ("all", "experience")
-    knn_k: tuple[int, ...] = (20, 200)
-    knn_temperature: float = 0.07
-    linear_probe: bool = True
-    kmeans: bool = True
-    max_train_images: int | None = 10_000
-    checkpoints: bool = True
-    seed: int = 0
+    protocols: tuple[str, ...] = setting(
+        PROTOCOLS,
+        help="all (bank and probe over every experience's training images, scored on every "
+        "test split and their union: the papers' protocol) and/or experience (each "
+        "experience's own classes only), comma-separated.",
+        flags="--eval-protocols",
+        parse=parse_words,
+        cli_type=str,
+        check=lambda v: (
+            None
+            if v and set(v) <= set(PROTOCOLS)
+            else f"has unknown protocol(s) {sorted(set(v) - set(PROTOCOLS))}; choose from: "
+            + ", ".join(PROTOCOLS)
+        ),
+    )
+    knn_k: tuple[int, ...] = setting(
+        (20, 200),
+        help="Neighbour counts of the weighted kNN accuracy, comma-separated.",
+        parse=lambda text: parse_ints(text, "--knn-k"),
+        cli_type=str,
+        check=lambda v: None if all(k >= 1 for k in v) else f"values must be at least 1, got {v}",
+    )
+    knn_temperature: float = setting(
+        0.07, help="Temperature T of the kNN vote weights exp(sim / T).", check=positive
+    )
+    linear_probe: bool = setting(
+        True, help="Linear-probe accuracy (logistic regression on the training features)."
+    )
+    kmeans: bool = setting(True, help="k-means NMI and ARI on the test split's features.")
+    max_train_images: int | None = setting(
+        10_000,
+        help="Cap on kNN-bank/probe training images per experience (a seeded random subset).",
+        flags="--eval-max-train",
+        check=at_least(1),
+    )
+    checkpoints: bool = setting(
+        True, help="Save the model after each experience (checkpoints/exp<k>.pt)."
+    )
+    seed: int = setting(
+        0,
+        help="Seed of the subset and of k-means: the split seed (--split-seed), the same for "
+        "every training seed.",
+        flag=False,
+        same_as="stream_options.split_seed",
+    )
 
     def __post_init__(self) -> None:
-        if any(k < 1 for k in self.knn_k):
-            raise ValueError(f"--knn-k values must be at least 1, got {self.knn_k}")
-        unknown = set(self.protocols) - {"all", "experience"}
-        if unknown or not self.protocols:
-            raise ValueError(
-                f"unknown evaluation protocol(s) {sorted(unknown)}; choose from: all, experience"
-            )
-        if self.max_train_images is not None and self.max_train_images < 1:
-            raise ValueError("--eval-max-train must be at least 1")
+        check_fields(self)
 
 
 @dataclass(frozen=True)
 class BenchConfig:
     """One comparison: strategies run one after another on one stream, for each seed.
 
-    Attributes:
-        stream: Stream registry name.
-        strategies: Strategy spec, e.g. ``"naive,lwf-ssl+replay"``.
-        train: Training settings shared by every strategy (``train.seed`` is replaced by
-            each of ``seeds`` in turn).
-        evaluation: What is measured after every experience.
-        stream_options: How the stream is built.
-        strategy_options: Per-strategy options, ``{"lwf-ssl": {"lambda": "1"}}``.
-        out: Parent folder of run directories.
-        run_name: Name of this run's directory (default: stream and time).
-        progress: Show progress bars.
-        training_seeds: Seeds of model init, data order and views (``--seeds 0,1,2``);
-            empty means ``(train.seed,)``.
-        overwrite: Replace a run directory that already holds results (else refuse).
+    ``train.seed`` is replaced by each of :attr:`seeds` in turn. Each field's meaning is its
+    ``setting(help=...)``.
     """
 
-    stream: str
-    strategies: str
+    stream: str = setting(
+        help="Stream name (see `clssl list`); required unless --resume.", cli_type=str | None
+    )
+    strategies: str = setting(
+        "naive", help="Strategies: A[,B...]; A+B composes plugins in one run.", flags="--strategy"
+    )
     train: TrainConfig = field(default_factory=TrainConfig)
     evaluation: EvalConfig = field(default_factory=EvalConfig)
     stream_options: StreamOptions = field(default_factory=StreamOptions)
-    strategy_options: dict[str, dict[str, str]] = field(default_factory=dict)
-    out: Path = Path("runs")
-    run_name: str | None = None
-    progress: bool = True
-    training_seeds: tuple[int, ...] = ()
-    overwrite: bool = False
+    strategy_options: dict[str, dict[str, str]] = setting(
+        help="Strategy option STRATEGY.KEY=VALUE, e.g. lwf-ssl.lambda=1 (repeatable).",
+        flags="--opt",
+        parse=parse_option_flags,
+        default_factory=dict,
+    )
+    out: Path = setting(Path("runs"), help="Parent folder of run directories.")
+    run_name: str | None = setting(
+        None,
+        help="Run directory name (default: stream and time; --run-name under torchrun, whose "
+        "own parser takes --run for its --run-path).",
+        flags=("--run", "--run-name"),
+    )
+    progress: bool = setting(True, help="Show progress bars.")
+    training_seeds: tuple[int, ...] = setting(
+        (),
+        help="Training seeds, e.g. 0,1,2: every strategy runs for each (overrides --seed).",
+        flags="--seeds",
+        parse=lambda text: parse_ints(text, "--seeds"),
+        cli_type=str | None,
+    )
+    overwrite: bool = setting(
+        False, help="Replace a --run directory that already holds results (else refuse)."
+    )
 
     def __post_init__(self) -> None:
         if len(set(self.training_seeds)) != len(self.training_seeds):
@@ -262,3 +321,135 @@ class BenchConfig:
     def seeds(self) -> tuple[int, ...]:
         """The training seeds to run, in order."""
         return self.training_seeds or (self.train.seed,)
+
+
+@dataclass(frozen=True)
+class ContinueConfig:
+    """What ``clssl continue`` trains; each field's ``setting`` is its flag.
+
+    The stream options come from :class:`StreamOptions`' flags: each given one replaces the
+    checkpoint's (with another ``stream``, the default).
+    """
+
+    checkpoint: Path = setting(
+        help="checkpoints/exp<k>.pt written by bench or continue (a training state).",
+        flags="--from",
+    )
+    stream: str | None = setting(None, help="Stream name (default: the checkpoint's).")
+    stream_options: dict[str, Any] = setting(
+        help="The given stream flags, by field name.", flag=False, default_factory=dict
+    )
+    experiences: tuple[int, ...] = setting(
+        (),
+        help="Experiences to train, e.g. 2,3 (default: every one after the checkpoint's).",
+        parse=lambda text: parse_ints(text, "--experiences"),
+        cli_type=str | None,
+    )
+    out: Path | None = setting(
+        None, help="Run directory to write (default: the checkpoint's own, beside it)."
+    )
+    device: str | None = setting(None, help="auto, cpu or cuda (default: as trained).")
+    progress: bool = setting(True, help="Show progress bars.")
+
+
+@dataclass(frozen=True)
+class DriftConfig:
+    """A drift simulation (``clssl drift``); each field's ``setting`` is its flag."""
+
+    source: Path = setting(help="Labeled ImageFolder (<class>/*.jpg).", argument=True)
+    out: Path = setting(help="Manifest CSV to write (paths in it are relative to its folder).")
+    periods: int = setting(4, help="Number of time periods.")
+    categories_per_period: int | None = setting(
+        None, help="Categories shown in each period (default: half of them)."
+    )
+    carry_over: float = setting(
+        0.9, help="Share of a period's categories kept in the next one (0 to 1)."
+    )
+    frames_per_category: int = setting(100, help="Images of each shown category per period.")
+    frames_per_vod: int = setting(25, help="Frames grouped under one synthetic VOD.")
+    start: str = setting("2020-01-01", help="First period's start (ISO date).")
+    period_length: str = setting("6M", help="Length of each period (6M, 2W, ...).")
+    seed: int = setting(0, help="Seed of every choice.")
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.carry_over <= 1.0:
+            raise ValueError(f"--carry-over must be between 0 and 1, got {self.carry_over}")
+        if self.periods < 1 or self.frames_per_category < 1 or self.frames_per_vod < 1:
+            raise ValueError("--periods, --frames-per-category and --frames-per-vod must be >= 1")
+
+
+@dataclass(frozen=True)
+class IngestConfig:
+    """Where the VOD list is, where frames go, how they are sampled and stored.
+
+    ``clssl ingest``'s flags: each field's ``setting``; the CSV's columns: :mod:`cl_ssl.ingest`.
+    """
+
+    vods_csv: Path = setting(
+        help="CSV: vod_id, created_at, source[, category, start, end].", argument=True
+    )
+    out: Path = setting(help="Output folder: frames under frames/<vod_id>/, and manifest.csv.")
+    fps: float = setting(1.0, help="Frames kept per second of video time.")
+    size: int | None = setting(
+        None,
+        help="Side of the square frames written (centre crop, then resize; default: the "
+        "video's frame size).",
+    )
+    jpeg_quality: int = setting(90, help="PIL JPEG quality, 1-100.")
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "vods_csv", Path(self.vods_csv))
+        object.__setattr__(self, "out", Path(self.out))
+        if not (self.fps > 0 and math.isfinite(self.fps)):
+            raise ValueError(f"fps must be a positive number, got {self.fps}")
+        if self.size is not None and self.size < 1:
+            raise ValueError(f"size must be a positive number of pixels or None, got {self.size}")
+        if not 1 <= self.jpeg_quality <= 100:
+            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
+
+    @property
+    def manifest(self) -> Path:
+        """``out/manifest.csv``."""
+        return self.out / "manifest.csv"
+
+    @property
+    def frames_dir(self) -> Path:
+        """``out/frames``: one folder per VOD."""
+        return self.out / "frames"
+
+
+STREAM_DATA = "stream"
+"""``--data`` value that takes the labeled images from the checkpoint's own stream."""
+
+
+@dataclass(frozen=True)
+class FinetuneConfig:
+    """A downstream finetune (``clssl finetune``); each field's ``setting`` is its flag."""
+
+    checkpoint: Path = setting(help="checkpoints/exp<k>.pt from clssl bench.")
+    data: str = setting(
+        STREAM_DATA,
+        help="'stream': the checkpoint's stream's test splits (never trained on); or a "
+        "dataset name or ImageFolder path, minus the images the stream trained on.",
+    )
+    data_root: Path | None = setting(
+        None, help="Root for registry datasets that read from disk (e.g. cifar10)."
+    )
+    train_per_class: int | None = setting(100, help="Labeled training images per class.")
+    test_fraction: float = setting(
+        0.2,
+        help="Held-out share when the data has no test split (with 'stream': the least "
+        "share of every class kept for testing).",
+    )
+    hidden_dim: int = setting(256, help="MLP head hidden width.")
+    epochs: int = setting(100, help="Head training epochs (passes over the labeled features).")
+    batch_size: int = setting(256, help="Feature batch size of the head's training.")
+    lr: float = setting(1e-3, help="Adam learning rate of the head.")
+    seed: int = setting(0, help="Seed of the subset, the split and the head's initialisation.")
+    device: str = setting("auto", help="Where the encoder runs: auto, cpu or cuda.")
+    leak_check: bool = setting(
+        True,
+        help="Drop the images the stream trained on from --data (needs the run's "
+        "configuration: its config.json, or the copy a bench checkpoint holds); "
+        "--no-leak-check finetunes on a checkpoint without one.",
+    )

@@ -17,49 +17,14 @@ from __future__ import annotations
 
 import os
 import random
-from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 
 from cl_ssl.atomic import write_csv
+from cl_ssl.config import DriftConfig
 from cl_ssl.data.image_folder import IMAGE_SUFFIXES
 from cl_ssl.data.manifest import period_offset
-
-
-@dataclass(frozen=True)
-class DriftConfig:
-    """A drift simulation (``clssl drift`` flags map onto the fields).
-
-    Attributes:
-        source: Labeled ImageFolder (``<class>/*.jpg``).
-        out: Manifest CSV to write (paths in it are relative to its folder).
-        periods: Number of time periods.
-        categories_per_period: Categories shown in each period (default: half of them).
-        carry_over: Share of a period's categories kept in the next one (0 to 1).
-        frames_per_category: Images of each shown category per period.
-        frames_per_vod: Frames grouped under one synthetic ``vod_id``.
-        start: First period's start (ISO date).
-        period_length: Length of each period (``6M``, ``2W``, ...).
-        seed: Seed of every choice.
-    """
-
-    source: Path
-    out: Path
-    periods: int = 4
-    categories_per_period: int | None = None
-    carry_over: float = 0.9
-    frames_per_category: int = 100
-    frames_per_vod: int = 25
-    start: str = "2020-01-01"
-    period_length: str = "6M"
-    seed: int = 0
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.carry_over <= 1.0:
-            raise ValueError(f"--carry-over must be between 0 and 1, got {self.carry_over}")
-        if self.periods < 1 or self.frames_per_category < 1 or self.frames_per_vod < 1:
-            raise ValueError("--periods, --frames-per-category and --frames-per-vod must be >= 1")
 
 
 def period_categories(

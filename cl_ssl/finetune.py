@@ -44,52 +44,13 @@ from sklearn.model_selection import train_test_split
 from torch import Tensor, nn
 
 from cl_ssl.checkpoint import load_encoder
+from cl_ssl.config import STREAM_DATA, FinetuneConfig
 from cl_ssl.data.datasets import LoadedDataset
 from cl_ssl.data.files import image_batches, in_memory
 from cl_ssl.data.images import ImageTensorDataset
 from cl_ssl.data.resolve import harmonise, load_dataset
 from cl_ssl.run_config import load_run_config
 from cl_ssl.streams import SSLStream
-
-STREAM_DATA = "stream"
-"""``--data`` value that takes the labeled images from the checkpoint's own stream."""
-
-
-@dataclass(frozen=True)
-class FinetuneConfig:
-    """A downstream finetune (``clssl finetune`` flags map onto the fields).
-
-    Attributes:
-        checkpoint: A ``checkpoints/exp<k>.pt`` file written by ``clssl bench``.
-        data: ``stream`` (the stream's test splits), a dataset registry name or an
-            ImageFolder path.
-        data_root: Root for registry datasets that read from disk (e.g. cifar10).
-        train_per_class: Labeled training images per class (None: the whole train split).
-        test_fraction: Held-out share when the data has no test split (with ``stream``:
-            the least share of every class kept for testing).
-        hidden_dim: Hidden width of the MLP head.
-        epochs: Passes over the labeled features.
-        batch_size: Feature batch size of the head's training.
-        lr: Adam learning rate of the head.
-        seed: Seed of the subset, the split and the head's initialisation.
-        device: Where the encoder runs.
-        leak_check: Drop the images the stream trained on from ``data`` (needs the run's
-            configuration: ``config.json`` or the checkpoint's copy); off only to finetune on
-            a checkpoint without one.
-    """
-
-    checkpoint: Path
-    data: str = STREAM_DATA
-    data_root: Path | None = None
-    train_per_class: int | None = 100
-    test_fraction: float = 0.2
-    hidden_dim: int = 256
-    epochs: int = 100
-    batch_size: int = 256
-    lr: float = 1e-3
-    seed: int = 0
-    device: str = "cpu"
-    leak_check: bool = True
 
 
 @dataclass
@@ -374,7 +335,10 @@ def _features(encoder: nn.Module, dataset: ImageTensorDataset, device: str) -> t
 
 def finetune(config: FinetuneConfig) -> FinetuneReport:
     """Train the MLP head on frozen features and report on the test split."""
-    encoder = load_encoder(config.checkpoint).to(config.device)
+    from cl_ssl.strategy_run import resolve_device
+
+    device = str(resolve_device(config.device))
+    encoder = load_encoder(config.checkpoint).to(device)
     data = labeled_data(config)
     train = data.train
     if not len(train) or not len(data.test):
@@ -385,8 +349,8 @@ def finetune(config: FinetuneConfig) -> FinetuneReport:
     classes = sorted(set(train.labels.tolist()) | set(data.test.labels.tolist()))
     index = {c: i for i, c in enumerate(classes)}
     x_train, x_test = (
-        _features(encoder, train, config.device),
-        _features(encoder, data.test, config.device),
+        _features(encoder, train, device),
+        _features(encoder, data.test, device),
     )
     y_train = torch.tensor([index[c] for c in train.labels.tolist()])
     y_test = [index[c] for c in data.test.labels.tolist()]

@@ -35,6 +35,7 @@ from PIL import Image
 from tqdm.auto import tqdm
 
 from cl_ssl.atomic import atomic_write, write_text
+from cl_ssl.config import IngestConfig
 
 REQUIRED_COLUMNS = ("vod_id", "created_at", "source")
 OPTIONAL_COLUMNS = ("category", "start", "end")
@@ -46,44 +47,6 @@ URL_HELP = "URL source needs yt-dlp or streamlink: pip install 'cl-ssl[urls]'"
 _VOD_ID = re.compile(r"^(?!\.{1,2}$)[\w.-]+$")
 # Float noise in ``pts * time_base``: a frame this close before an instant counts as on it.
 _EPS = 1e-6
-
-
-@dataclass(frozen=True)
-class IngestConfig:
-    """Where the VOD list is, where frames go, and how they are sampled and stored.
-
-    Args:
-        vods_csv: The VOD list (see the module docstring for its columns).
-        out: Output folder: frames under ``out/frames/<vod_id>/``, ``out/manifest.csv``.
-        fps: Frames kept per second of video time.
-        size: Side of the square frames written (centre crop, then resize); None keeps
-            the video's frame size.
-        jpeg_quality: PIL JPEG quality, 1-100.
-    """
-
-    vods_csv: Path
-    out: Path
-    fps: float = 1.0
-    size: int | None = None
-    jpeg_quality: int = 90
-
-    def __post_init__(self) -> None:
-        object.__setattr__(self, "vods_csv", Path(self.vods_csv))
-        object.__setattr__(self, "out", Path(self.out))
-        if not (self.fps > 0 and math.isfinite(self.fps)):
-            raise ValueError(f"fps must be a positive number, got {self.fps}")
-        if self.size is not None and self.size < 1:
-            raise ValueError(f"size must be a positive number of pixels or None, got {self.size}")
-        if not 1 <= self.jpeg_quality <= 100:
-            raise ValueError(f"jpeg_quality must be in 1..100, got {self.jpeg_quality}")
-
-    @property
-    def manifest(self) -> Path:
-        return self.out / "manifest.csv"
-
-    @property
-    def frames_dir(self) -> Path:
-        return self.out / "frames"
 
 
 @dataclass

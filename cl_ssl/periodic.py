@@ -28,13 +28,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Iterator
-from dataclasses import dataclass, field, fields, replace
+from dataclasses import fields, replace
 from pathlib import Path
 from typing import Any
 
 from cl_ssl.atomic import write_bytes
 from cl_ssl.checkpoint import load_training_state
-from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
+from cl_ssl.config import BenchConfig, ContinueConfig, EvalConfig, TrainConfig
 from cl_ssl.outputs import METRICS_FILE
 from cl_ssl.registry import streams
 from cl_ssl.results import StrategyResult
@@ -42,31 +42,6 @@ from cl_ssl.run_config import run_directory, stream_options_from_dict
 from cl_ssl.strategy import parse_spec
 from cl_ssl.strategy_run import StrategyRun, purge_step
 from cl_ssl.streams import StreamOptions
-
-
-@dataclass(frozen=True)
-class ContinueConfig:
-    """What ``clssl continue`` trains.
-
-    Attributes:
-        checkpoint: ``checkpoints/exp<k>.pt`` with a training state (format 2).
-        stream: Stream name; None keeps the checkpoint's.
-        stream_options: Stream options that replace the checkpoint's (by field name); with
-            another ``stream``, they replace the defaults instead.
-        experiences: Stream experiences to train, in order; empty means every experience
-            after the checkpoint's.
-        out: Run directory for the new checkpoints and metrics; None is the checkpoint's own.
-        device: ``auto``, ``cpu`` or ``cuda``; None keeps the checkpoint's.
-        progress: Show progress bars.
-    """
-
-    checkpoint: Path
-    stream: str | None = None
-    stream_options: dict[str, Any] = field(default_factory=dict)
-    experiences: tuple[int, ...] = ()
-    out: Path | None = None
-    device: str | None = None
-    progress: bool = True
 
 
 def checkpoint_bench_config(run: dict[str, Any]) -> BenchConfig:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from avalanche.core import SupervisedPlugin
 
+from cl_ssl.flags import parse_option_flags  # noqa: F401  (its home before cl_ssl.flags)
 from cl_ssl.options import parse_options
 from cl_ssl.registry import strategies
 
@@ -77,9 +78,10 @@ def check_roles(run: Sequence[str]) -> None:
 def check_options(
     runs: Sequence[Sequence[str]], options: Mapping[str, Mapping[str, str]] | None
 ) -> None:
-    """Build every run's plugins once, so a bad option fails before any data is loaded.
+    """Parse every strategy's options into its ``Options`` dataclass, building nothing.
 
-    Every plugin must implement the checkpoint protocol (:class:`cl_ssl.state.Stateful`).
+    A bad option fails before any data is loaded (and before any plugin is built). Every
+    plugin class must implement the checkpoint protocol (:class:`cl_ssl.state.Stateful`).
 
     An option for a strategy that no run uses is an error too (a silently ignored flag
     reads as if it had been applied).
@@ -92,16 +94,15 @@ def check_options(
             raise ValueError(
                 f"--opt {name}.* given but '{name}' is not in --strategy: add it or drop the option"
             )
-    from cl_ssl.state import Stateful
-
-    for run in runs:
-        for name, plugin in zip(run, build_plugins(run, options), strict=True):
-            if not isinstance(plugin, Stateful):
-                raise ValueError(
-                    f"strategy '{name}' ({type(plugin).__module__}) has no state_dict/"
-                    "load_state_dict, so checkpoints cannot carry it: implement both, or "
-                    "inherit cl_ssl.state.NoState if it keeps no state"
-                )
+    for name in sorted(used):
+        cls = strategies.get(name)
+        parse_options(getattr(cls, "Options", NoOptions), options.get(name, {}), name)
+        if not all(callable(getattr(cls, m, None)) for m in ("state_dict", "load_state_dict")):
+            raise ValueError(
+                f"strategy '{name}' ({cls.__module__}) has no state_dict/"
+                "load_state_dict, so checkpoints cannot carry it: implement both, or "
+                "inherit cl_ssl.state.NoState if it keeps no state"
+            )
 
 
 def run_name(run: Sequence[str]) -> str:
@@ -123,16 +124,3 @@ def build_plugins(
         opts = parse_options(getattr(cls, "Options", NoOptions), options.get(name, {}), name)
         plugins.append(cls(opts))
     return plugins
-
-
-def parse_option_flags(flags: Sequence[str], kind: str = "strategy") -> dict[str, dict[str, str]]:
-    """``["lwf-ssl.lambda=1", "replay.mem-size=200"]`` -> nested dict by strategy (or method)."""
-    example = "lwf-ssl.lambda=1" if kind == "strategy" else "simclr.temperature=0.2"
-    parsed: dict[str, dict[str, str]] = {}
-    for flag in flags:
-        target, sep, value = flag.partition("=")
-        name, dot, key = target.rpartition(".")
-        if not sep or not dot or not name or not key:
-            raise ValueError(f"bad option '{flag}': write {kind.upper()}.KEY=VALUE, e.g. {example}")
-        parsed.setdefault(name, {})[key] = value
-    return parsed

@@ -80,6 +80,14 @@ class CaSSLeOptions:
     hidden_dim: int | None = None
     teacher_bn: Literal["eval", "batch"] = "batch"
 
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"cassle.weight must be >= 0, got {self.weight}")
+        if self.temperature <= 0:
+            raise ValueError(f"cassle.temperature must be > 0, got {self.temperature}")
+        if self.hidden_dim is not None and self.hidden_dim < 1:
+            raise ValueError(f"cassle.hidden-dim must be >= 1 or none, got {self.hidden_dim}")
+
 
 @register_strategy("cassle")
 class CaSSLePlugin(SupervisedPlugin):
@@ -95,12 +103,6 @@ class CaSSLePlugin(SupervisedPlugin):
     def __init__(self, options: CaSSLeOptions | None = None) -> None:
         super().__init__()
         self.options = options = options or CaSSLeOptions()
-        if options.weight < 0:
-            raise ValueError(f"cassle.weight must be >= 0, got {options.weight}")
-        if options.temperature <= 0:
-            raise ValueError(f"cassle.temperature must be > 0, got {options.temperature}")
-        if options.hidden_dim is not None and options.hidden_dim < 1:
-            raise ValueError(f"cassle.hidden-dim must be >= 1 or none, got {options.hidden_dim}")
         self.teacher = Teacher(options.teacher_bn, option="cassle.teacher-bn")
         self.trained = TrainedModule(
             "cassle", lambda dim: cassle_predictor(dim, options.hidden_dim)

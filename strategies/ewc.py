@@ -80,6 +80,11 @@ class EWCOptions:
     decay: float = 0.9
     fisher_batch: int = 64
 
+    def __post_init__(self) -> None:
+        if self.lambda_ < 0:
+            raise ValueError(f"ewc.lambda must be >= 0, got {self.lambda_}")
+        check_micro_batch(self.fisher_batch)
+
 
 @register_strategy("ewc")
 class EWCPlugin(AvalancheEWCPlugin):
@@ -94,9 +99,6 @@ class EWCPlugin(AvalancheEWCPlugin):
 
     def __init__(self, options: EWCOptions | None = None) -> None:
         self.options = options or EWCOptions()
-        if self.options.lambda_ < 0:
-            raise ValueError(f"ewc.lambda must be >= 0, got {self.options.lambda_}")
-        check_micro_batch(self.options.fisher_batch)
         online = self.options.mode == "online"
         super().__init__(
             ewc_lambda=self.options.lambda_,

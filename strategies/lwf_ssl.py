@@ -98,6 +98,10 @@ class LwFSSLOptions:
     features: Literal["projections", "features"] = "projections"
     teacher_bn: Literal["eval", "batch"] = "eval"
 
+    def __post_init__(self) -> None:
+        if self.lambda_ < 0:
+            raise ValueError(f"lwf-ssl.lambda must be >= 0, got {self.lambda_}")
+
 
 @register_strategy("lwf-ssl")
 class LwFSSLPlugin(NoState, SupervisedPlugin):
@@ -116,8 +120,6 @@ class LwFSSLPlugin(NoState, SupervisedPlugin):
     def __init__(self, options: LwFSSLOptions | None = None) -> None:
         super().__init__()
         self.options = options or LwFSSLOptions()
-        if self.options.lambda_ < 0:
-            raise ValueError(f"lwf-ssl.lambda must be >= 0, got {self.options.lambda_}")
         if self.options.mode == "contrastive":
             self.distill: nn.Module = ContrastiveDistillationLoss(self.options.temperature)
         else:

@@ -64,6 +64,12 @@ class PFROptions:
     hidden_dim: int | None = None
     teacher_bn: Literal["eval", "batch"] = "batch"
 
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"pfr.weight must be >= 0, got {self.weight}")
+        if self.hidden_dim is not None and self.hidden_dim < 1:
+            raise ValueError(f"pfr.hidden-dim must be >= 1 or none, got {self.hidden_dim}")
+
 
 @register_strategy("pfr")
 class PFRPlugin(SupervisedPlugin):
@@ -78,10 +84,6 @@ class PFRPlugin(SupervisedPlugin):
     def __init__(self, options: PFROptions | None = None) -> None:
         super().__init__()
         self.options = options = options or PFROptions()
-        if options.weight < 0:
-            raise ValueError(f"pfr.weight must be >= 0, got {options.weight}")
-        if options.hidden_dim is not None and options.hidden_dim < 1:
-            raise ValueError(f"pfr.hidden-dim must be >= 1 or none, got {options.hidden_dim}")
         self.teacher = Teacher(options.teacher_bn, option="pfr.teacher-bn")
         self.trained = TrainedModule("pfr", lambda dim: pfr_projector(dim, options.hidden_dim))
 

@@ -142,6 +142,20 @@ class PNROptions:
     hidden_dim: int | None = None
     teacher_bn: Literal["eval", "batch"] = "batch"
 
+    def __post_init__(self) -> None:
+        if self.weight < 0:
+            raise ValueError(f"pnr.weight must be >= 0, got {self.weight}")
+        if self.negative_weight < 0:
+            raise ValueError(f"pnr.negative-weight must be >= 0, got {self.negative_weight}")
+        if self.negative not in (*DISTANCES, "auto", "method"):
+            raise ValueError(
+                f"pnr.negative must be 'auto', 'cosine', 'mse' or 'method', got {self.negative!r}"
+            )
+        if self.temperature <= 0:
+            raise ValueError(f"pnr.temperature must be > 0, got {self.temperature}")
+        if self.hidden_dim is not None and self.hidden_dim < 1:
+            raise ValueError(f"pnr.hidden-dim must be >= 1 or none, got {self.hidden_dim}")
+
 
 @register_strategy("pnr")
 class PNRPlugin(SupervisedPlugin):
@@ -157,19 +171,6 @@ class PNRPlugin(SupervisedPlugin):
     def __init__(self, options: PNROptions | None = None) -> None:
         super().__init__()
         self.options = options = options or PNROptions()
-        if options.weight < 0:
-            raise ValueError(f"pnr.weight must be >= 0, got {options.weight}")
-        if options.negative_weight < 0:
-            raise ValueError(f"pnr.negative-weight must be >= 0, got {options.negative_weight}")
-        if options.negative not in (*DISTANCES, "auto", "method"):
-            raise ValueError(
-                "pnr.negative must be 'auto', 'cosine', 'mse' or 'method', got "
-                f"{options.negative!r}"
-            )
-        if options.temperature <= 0:
-            raise ValueError(f"pnr.temperature must be > 0, got {options.temperature}")
-        if options.hidden_dim is not None and options.hidden_dim < 1:
-            raise ValueError(f"pnr.hidden-dim must be >= 1 or none, got {options.hidden_dim}")
         self.teacher = Teacher(options.teacher_bn, option="pnr.teacher-bn")
         self.trained = TrainedModule("pnr", lambda dim: cassle_predictor(dim, options.hidden_dim))
 

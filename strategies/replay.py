@@ -76,6 +76,26 @@ class ReplayOptions:
     batch_size_mem: int | None = None
     buffer: Literal["minred", "reservoir", "fifo", "balanced"] | None = None
 
+    def __post_init__(self) -> None:
+        if self.mem_size < 1:
+            raise ValueError(f"replay.mem-size must be at least 1, got {self.mem_size}")
+        if self.mode not in ("equal", "double"):
+            raise ValueError(f"replay.mode must be 'equal' or 'double', got {self.mode!r}")
+        if self.batch_size_mem is not None and self.batch_size_mem < 1:
+            raise ValueError(
+                f"replay.batch-size-mem must be at least 1 or none, got {self.batch_size_mem}"
+            )
+        if self.mode == "double" and distributed.launched():
+            raise ValueError(
+                "replay.mode=double uses Avalanche's ReplayDataLoader, which cl-ssl does not "
+                "shard under torchrun: use replay.mode=equal (the default)"
+            )
+        if self.buffer is not None and self.mode == "double":
+            raise ValueError(
+                f"replay.buffer={self.buffer} mixes buffered frames into each step: use "
+                "replay.mode=equal (the default) with it"
+            )
+
 
 def materialise(buffer, device: torch.device | str) -> list[Tensor]:
     """Every item of ``buffer`` collated into one tensor per field (images, labels, tasks)."""
@@ -91,24 +111,6 @@ class ReplayPlugin(AvalancheReplayPlugin):
 
     def __init__(self, options: ReplayOptions | None = None) -> None:
         self.options = options = options or ReplayOptions()
-        if options.mem_size < 1:
-            raise ValueError(f"replay.mem-size must be at least 1, got {options.mem_size}")
-        if options.mode not in ("equal", "double"):
-            raise ValueError(f"replay.mode must be 'equal' or 'double', got {options.mode!r}")
-        if options.batch_size_mem is not None and options.batch_size_mem < 1:
-            raise ValueError(
-                f"replay.batch-size-mem must be at least 1 or none, got {options.batch_size_mem}"
-            )
-        if options.mode == "double" and distributed.launched():
-            raise ValueError(
-                "replay.mode=double uses Avalanche's ReplayDataLoader, which cl-ssl does not "
-                "shard under torchrun: use replay.mode=equal (the default)"
-            )
-        if options.buffer is not None and options.mode == "double":
-            raise ValueError(
-                f"replay.buffer={options.buffer} mixes buffered frames into each step: use "
-                "replay.mode=equal (the default) with it"
-            )
         self.streaming = (
             StreamingReplay(options.buffer, options.mem_size, options.batch_size_mem)
             if options.buffer is not None

@@ -69,3 +69,31 @@ def test_non_finite_floats_are_refused_naming_the_option(key, value):
         parse_options(Opts, {key: value}, "lwf-ssl")
     assert str(error.value) == f"option lwf-ssl.{key}={value!r}: expected a finite number"
     assert parse_options(Opts, {key: "1e300"}, "lwf-ssl")  # large but finite is fine
+
+
+def test_options_are_checked_by_parsing_nothing_is_built(monkeypatch):
+    """A bench refuses a bad --opt or --method-opt before it builds any plugin or method."""
+    from cl_ssl.methods import parse_method
+    from cl_ssl.registry import methods, strategies
+    from cl_ssl.strategy import check_options, parse_spec
+
+    def never(self, *args, **kwargs):
+        raise AssertionError("built to validate")
+
+    for cls in (strategies.get("lwf-ssl"), methods.get("simclr"), methods.get("vicreg")):
+        monkeypatch.setattr(cls, "__init__", never)
+    check_options(parse_spec("naive,lwf-ssl"), {"lwf-ssl": {"lambda": "2", "mode": "contrastive"}})
+    with pytest.raises(ValueError, match="lwf-ssl.lambda must be >= 0, got -1.0"):
+        check_options(parse_spec("lwf-ssl"), {"lwf-ssl": {"lambda": "-1"}})
+    with pytest.raises(ValueError, match="expected one of: eval, batch"):
+        check_options(parse_spec("lwf-ssl"), {"lwf-ssl": {"teacher-bn": "train"}})
+    parts = parse_method("simclr+vicreg", {"simclr": {"temperature": "0.2"}})
+    assert [(cls.__name__, weight) for cls, _, weight in parts] == [
+        ("SimCLR", 1.0),
+        ("VICReg", 1.0),
+    ]
+    assert parts[0][1].temperature == 0.2
+    with pytest.raises(ValueError, match="--method-opt vicreg.weight must be >= 0, got -1.0"):
+        parse_method("simclr+vicreg", {"vicreg": {"weight": "-1"}})
+    with pytest.raises(ValueError, match="target network of the whole model"):
+        parse_method("simclr+byol")

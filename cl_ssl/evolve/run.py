@@ -41,6 +41,7 @@ from cl_ssl.config import BenchConfig, EvalConfig
 from cl_ssl.evolve.outputs import log_tensorboard, plot_weight_heatmap, write_history_csv
 from cl_ssl.evolve.search import Bounds, EvolutionarySearch, EvolveConfig, Individual, WeightSpace
 from cl_ssl.evolve.space import weight_space
+from cl_ssl.flags import setting
 
 FITNESS = ("nmi", "knn", "knn-stable")
 SETTINGS_FILE, STATE_FILE = "evolve.json", "state.json"
@@ -67,7 +68,10 @@ class EvolveSettings:
     bench_args: tuple[str, ...]
     search: EvolveConfig
     ranges: dict[str, Bounds]
-    fitness: str = "nmi"
+    fitness: str = setting(
+        "nmi",
+        help="nmi (k-means NMI, the paper's), knn, or knn-stable (kNN minus its forgetting).",
+    )
 
     def __post_init__(self) -> None:
         if self.fitness not in FITNESS:

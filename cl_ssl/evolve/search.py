@@ -74,6 +74,7 @@ from pathlib import Path
 from typing import Any
 
 from cl_ssl.atomic import write_text
+from cl_ssl.flags import setting
 
 Fitness = Callable[[dict[str, float], int], float]
 # [(weights, individual_id), ...] -> per position, the fitness or the exception evaluation raised.
@@ -196,31 +197,42 @@ class EvolveConfig:
     scaled to the range, so weights of different scales mutate alike). A ``"log"`` range
     does both on ``log w`` (``log low`` to ``log high``), then maps back with ``exp``.
 
-    Args:
-        population: Individuals kept (at least 2).
-        tournament: Individuals sampled per tournament, in ``[2, population]``; larger means
-            greedier (``= population`` always picks the best as parent).
-        rounds: Children evaluated after the initial population (0: only the initial one).
-        max_seconds: Wall-time budget of the whole search in seconds, or None for none.
-        resample_prob: Probability that a mutation resamples instead of perturbing.
-        sigma: Standard deviation of the perturbation, as a fraction of the weight's range.
-        seed: Seed of the search's random stream.
-        jobs: Individuals evaluated per batch (chunks of the initial population, children
-            per generation; see the module docstring). 1 is the sequential steady-state
-            search. Not a budget: it changes the history, so a resume must keep it.
+    Each field's ``setting(help=...)`` is its ``clssl evolve`` flag. ``jobs`` is not a
+    budget: it changes the history (chunks of the initial population, children per
+    generation; see the module docstring), so a resume must keep it.
 
     Example:
         >>> EvolveConfig(population=8, tournament=3, rounds=50, max_seconds=3600, seed=1)
     """
 
-    population: int = 6
-    tournament: int = 3
-    rounds: int = 20
-    max_seconds: float | None = None
-    resample_prob: float = 0.2
-    sigma: float = 0.2
-    seed: int = 0
-    jobs: int = 1
+    population: int = setting(6, help="Population size (individuals kept, at least 2).")
+    tournament: int = setting(
+        3,
+        help="Individuals sampled per tournament, in [2, population]; larger is greedier "
+        "(= population always picks the best as parent).",
+    )
+    rounds: int = setting(
+        8, help="Children evaluated after the initial population (0: only the initial one)."
+    )
+    max_seconds: float | None = setting(
+        None,
+        help="Wall-time budget in minutes (checked before each individual).",
+        flags="--max-minutes",
+        parse=lambda minutes: 60 * minutes,
+        cli_type=float | None,
+    )
+    resample_prob: float = setting(
+        0.2, help="Probability that a mutation resamples the weight instead of perturbing it."
+    )
+    sigma: float = setting(
+        0.2, help="Standard deviation of a perturbation, as a fraction of the weight's range."
+    )
+    seed: int = setting(0, help="Seed of the search.", flags="--evolve-seed")
+    jobs: int = setting(
+        1,
+        help="Individuals evaluated at once, one process each (cores/jobs threads); 1 is the "
+        "sequential steady-state search.",
+    )
 
     def __post_init__(self) -> None:
         for name in ("population", "tournament", "rounds", "seed", "jobs"):

@@ -3,21 +3,19 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 from cl_ssl.methods.base import SSLMethod
 
 
-def build_method(name: str, options: Mapping[str, Mapping[str, str]] | None = None) -> SSLMethod:
-    """The method ``name`` with its ``--method-opt`` options (checked, one-line errors).
+def parse_method(
+    name: str, options: Mapping[str, Mapping[str, str]] | None = None
+) -> list[tuple[type[SSLMethod], Any, float]]:
+    """Each method of ``name``: its class, parsed ``Options`` and mixing weight; builds nothing.
 
-    ``a+b`` mixes methods (:class:`~cl_ssl.methods.mixture.MixedMethod`): each takes its
-    own options and a mixing weight ``a.weight`` (default 1.0).
-
-    Example:
-        >>> build_method("simclr", {"simclr": {"temperature": "0.2"}}).options.temperature
-        0.2
-        >>> build_method("simclr+vicreg", {"vicreg": {"weight": "0.5"}}).weights
-        (1.0, 0.5)
+    Every ``--method-opt`` is checked here (one-line errors), so a bench refuses a bad one
+    before any data is read. ``a+b`` mixes methods: each takes its own options and a mixing
+    weight ``a.weight`` (default 1.0).
     """
     from cl_ssl.options import convert, parse_options
     from cl_ssl.registry import methods
@@ -26,20 +24,40 @@ def build_method(name: str, options: Mapping[str, Mapping[str, str]] | None = No
     names = mixture_names(name)
     if len(names) == 1:
         cls = methods.get(name)
-        return cls(parse_options(cls.Options, options.get(name, {}), name))
-    from cl_ssl.methods.mixture import MIX_WEIGHT_KEY, MixedMethod
+        return [(cls, parse_options(cls.Options, options.get(name, {}), name), 1.0)]
+    from cl_ssl.methods.mixture import MIX_WEIGHT_KEY, check_mixture
 
-    built, weights = [], []
+    parts = []
     for part in names:
         cls = methods.get(part)
         own = dict(options.get(part, {}))
         text = own.pop(MIX_WEIGHT_KEY, "1.0")
         try:
-            weights.append(convert(text, float))
+            weight = convert(text, float)
         except ValueError as error:
             raise ValueError(f"option {part}.weight={text!r}: {error}") from None
-        built.append(cls(parse_options(cls.Options, own, part)))
-    return MixedMethod(names, built, weights)
+        parts.append((cls, parse_options(cls.Options, own, part), weight))
+    check_mixture(names, [cls for cls, _, _ in parts], [w for _, _, w in parts])
+    return parts
+
+
+def build_method(name: str, options: Mapping[str, Mapping[str, str]] | None = None) -> SSLMethod:
+    """The method ``name`` with its ``--method-opt`` options (:func:`parse_method`).
+
+    Example:
+        >>> build_method("simclr", {"simclr": {"temperature": "0.2"}}).options.temperature
+        0.2
+        >>> build_method("simclr+vicreg", {"vicreg": {"weight": "0.5"}}).weights
+        (1.0, 0.5)
+    """
+    parts = parse_method(name, options)
+    if len(parts) == 1:
+        cls, parsed, _ = parts[0]
+        return cls(parsed)
+    from cl_ssl.methods.mixture import MixedMethod
+
+    built = [cls(parsed) for cls, parsed, _ in parts]
+    return MixedMethod(mixture_names(name), built, [w for _, _, w in parts])
 
 
 def mixture_names(name: str) -> tuple[str, ...]:
@@ -56,4 +74,4 @@ def mixture_names(name: str) -> tuple[str, ...]:
     return names
 
 
-__all__ = ["SSLMethod", "build_method", "mixture_names"]
+__all__ = ["SSLMethod", "build_method", "mixture_names", "parse_method"]

@@ -79,6 +79,22 @@ def _out_dim(head: nn.Module, in_dim: int) -> int:
     return int(width)
 
 
+def check_mixture(
+    names: Sequence[str], classes: Sequence[type[SSLMethod]], weights: Sequence[float]
+) -> None:
+    """Refuse a method with a target network of the whole model, or a negative weight."""
+    for name, cls in zip(names, classes, strict=True):
+        if cls.setup is not SSLMethod.setup or cls.after_step is not SSLMethod.after_step:
+            raise ValueError(
+                f"--method {'+'.join(names)}: {name} keeps a target network of the whole "
+                "model and cannot be mixed; mix methods without one (simclr, barlow-twins, "
+                "vicreg, simsiam)"
+            )
+    for name, weight in zip(names, weights, strict=True):
+        if weight < 0:
+            raise ValueError(f"--method-opt {name}.weight must be >= 0, got {weight}")
+
+
 class MixedMethod(SSLMethod):
     """The weighted sum of several methods' losses on their own heads' projections."""
 
@@ -88,18 +104,7 @@ class MixedMethod(SSLMethod):
         super().__init__()
         if len(methods) < 2 or len(methods) != len(weights) or len(names) != len(methods):
             raise ValueError("a mixture needs two or more methods, one weight and name each")
-        for name, method in zip(names, methods, strict=True):
-            if type(method).setup is not SSLMethod.setup or (
-                type(method).after_step is not SSLMethod.after_step
-            ):
-                raise ValueError(
-                    f"--method {'+'.join(names)}: {name} keeps a target network of the whole "
-                    "model and cannot be mixed; mix methods without one (simclr, barlow-twins, "
-                    "vicreg, simsiam)"
-                )
-        for name, weight in zip(names, weights, strict=True):
-            if weight < 0:
-                raise ValueError(f"--method-opt {name}.weight must be >= 0, got {weight}")
+        check_mixture(names, [type(m) for m in methods], weights)
         self.names = tuple(names)
         self.components = nn.ModuleList(methods)
         self.weights = tuple(float(w) for w in weights)

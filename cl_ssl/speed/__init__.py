@@ -16,14 +16,30 @@ Command line: ``python -m cl_ssl.speed [--rows naive,lwf-ssl] [--out speed.json]
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from cl_ssl.speed.config import DEFAULT_ROWS, SpeedConfig
-from cl_ssl.speed.table import SpeedReport, format_report, machine_header, speed_table, write_report
+
+if TYPE_CHECKING:
+    from cl_ssl.speed.table import SpeedReport
+
+# The table imports torch and pandas: loaded on first use, so `clssl --help` (which imports
+# cl_ssl.speed.command) stays light.
+_TABLE = ("SpeedReport", "format_report", "machine_header", "speed_table", "write_report")
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TABLE:
+        from cl_ssl.speed import table
+
+        return getattr(table, name)
+    raise AttributeError(f"module 'cl_ssl.speed' has no attribute {name!r}")
 
 
 def run_speed(config: SpeedConfig, log: Callable[[str], None] | None = None) -> SpeedReport:
     """Run every row of ``config`` (one process each) and build the table."""
     from cl_ssl.speed.run import run_rows
+    from cl_ssl.speed.table import SpeedReport, machine_header, speed_table
 
     header = machine_header(config)
     rows = run_rows(config, log)

@@ -14,9 +14,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Literal
+
+from cl_ssl.flags import (
+    at_least,
+    check_fields,
+    non_negative,
+    parse_option_flags,
+    parse_words,
+    setting,
+    switch,
+)
 
 LOOP_ROWS = ("loop-lightly", "loop-batched")
 """Hand-written SimCLR loops a user would write: the baselines of the ratios."""
@@ -45,77 +55,87 @@ class SpeedConfig:
     steps each; a row's images/s is the median over windows of (images in the window /
     the window's seconds), loading of each step's batch included.
 
-    Attributes:
-        backbone: Backbone registry name (every row uses it).
-        batch_size: Images per step (two views each).
-        image_size: Side of the images and of the views.
-        device: ``auto`` (CUDA when available), ``cpu`` or ``cuda``.
-        threads: torch intra-op threads in every row; None keeps torch's default.
-        windows: Timing windows per row (the median is reported).
-        steps: Steps per timing window.
-        warmup: Untimed steps before the first window (at least 1).
-        first_experience_steps: Steps the strategy rows train on experience 0 before
-            experience 1 is timed (teachers, EWC importances, replay buffers exist then).
-        rows: Rows to run, in order: names of :data:`DEFAULT_ROWS` or any strategy spec.
-        data: ``cifar10`` (JPEGs under ``data_root``), ``synthetic`` (scikit-learn digits
-            upscaled to RGB) or ``auto`` (CIFAR-10 when ``data_root`` exists).
-        data_root: ImageFolder tree of CIFAR-10 training JPEGs.
-        pool_size: Distinct images decoded (rows that need more cycle through them).
-        storage: Where the training rows read images: ``memory`` (decoded uint8 tensor)
-            or ``disk`` (image files decoded per item); ``data-disk`` always reads files.
-        workers: DataLoader workers of every loader. None: the hand-written loops take one
-            per core (at most 8) where they transform or decode per image
-            (``loop-lightly``; ``loop-batched`` on disk), as a user would; cl-ssl's rows
-            (``data``, ``data-disk``, strategies) take cl-ssl's default (``TrainConfig.
-            workers``: none in memory, half the cores for files).
-        precision: ``auto`` (cl-ssl's default: bf16 autocast on CUDA, fp32 on CPU),
-            ``fp32`` or ``bf16``, for every row (``TrainConfig.precision``).
-        channels_last: cl-ssl's ``TrainConfig.channels_last`` for ``step`` and the
-            strategy rows (None: on for CUDA); the hand-written loops never use it.
-        strategy_options: ``{"replay": {"mode": "double"}}``, as ``--opt`` gives them.
-        seed: Seed of weights, data order and views.
+    Each field's meaning is its ``setting(help=...)``, the one declaration of its flag.
     """
 
-    backbone: str = "small_resnet"
-    batch_size: int = 256
-    image_size: int = 32
-    device: str = "auto"
-    threads: int | None = None
-    windows: int = 5
-    steps: int = 3
-    warmup: int = 2
-    first_experience_steps: int = 2
-    rows: tuple[str, ...] = DEFAULT_ROWS
-    data: DataKind = "auto"
-    data_root: Path = DEFAULT_DATA_ROOT
-    pool_size: int = 4096
-    storage: Storage = "memory"
-    workers: int | None = None
-    precision: Precision = "auto"
-    channels_last: bool | None = None
-    strategy_options: dict[str, dict[str, str]] = field(default_factory=dict)
-    seed: int = 0
+    backbone: str = setting("small_resnet", help="Backbone registry name (every row uses it).")
+    batch_size: int = setting(
+        256,
+        help="Images per step (two views each).",
+        check=at_least(2, ": NT-Xent needs other images"),
+    )
+    image_size: int = setting(32, help="Side of the images and of the views.", check=at_least(1))
+    device: Literal["auto", "cpu", "cuda"] = setting(
+        "auto", help="auto (CUDA when available), cpu or cuda."
+    )
+    threads: int | None = setting(
+        None, help="torch intra-op threads in every row (default: torch's).", check=at_least(1)
+    )
+    windows: int = setting(
+        5, help="Timing windows per row (the median is reported).", check=at_least(1)
+    )
+    steps: int = setting(3, help="Steps per timing window.", check=at_least(1))
+    warmup: int = setting(2, help="Untimed steps before the first window.", check=at_least(1))
+    first_experience_steps: int = setting(
+        2,
+        help="Steps the strategy rows train on experience 0 before experience 1 is timed "
+        "(teachers, EWC importances, replay buffers exist then).",
+        check=at_least(1),
+    )
+    rows: tuple[str, ...] = setting(
+        DEFAULT_ROWS,
+        help="Rows to run, in order, comma-separated: loops, pipeline rows or any strategy spec.",
+        parse=parse_words,
+        cli_type=str,
+        check=lambda v: None if v else f"is empty: pass rows from {', '.join(DEFAULT_ROWS)}",
+    )
+    data: DataKind = setting(
+        "auto",
+        help="cifar10 (JPEGs under --data-root), synthetic (scikit-learn digits upscaled to "
+        "RGB) or auto (CIFAR-10 when --data-root exists).",
+    )
+    data_root: Path = setting(
+        DEFAULT_DATA_ROOT, help="ImageFolder tree of CIFAR-10 training JPEGs."
+    )
+    pool_size: int = setting(
+        4096,
+        help="Distinct images decoded (rows that need more cycle through them).",
+        check=at_least(1),
+    )
+    storage: Storage = setting(
+        "memory",
+        help="Where the training rows read images: memory (decoded uint8 tensor) or disk "
+        "(image files decoded per item); data-disk always reads files.",
+    )
+    workers: int | None = setting(
+        None,
+        help="DataLoader workers of every loader (default: one per core, at most 8, for the "
+        "hand-written loops that decode or transform per image; cl-ssl's default for its rows).",
+        check=non_negative,
+    )
+    precision: Precision = setting(
+        "auto", help="auto (bf16 autocast on CUDA, fp32 on CPU), fp32 or bf16, for every row."
+    )
+    channels_last: bool | None = setting(
+        None,
+        help="on, off or auto: channels-last for step and the strategy rows (auto: on for "
+        "CUDA); the hand-written loops never use it.",
+        parse=lambda text: parse_switch(text, "--channels-last"),
+        cli_type=str | None,
+        check=switch,
+    )
+    strategy_options: dict[str, dict[str, str]] = setting(
+        help="Strategy option STRATEGY.KEY=VALUE (repeatable), e.g. replay.mode=double.",
+        flags="--opt",
+        parse=parse_option_flags,
+        default_factory=dict,
+    )
+    seed: int = setting(0, help="Seed of weights, data order and views.")
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "rows", tuple(self.rows))
         object.__setattr__(self, "data_root", Path(self.data_root))
-        for name in ("batch_size", "image_size", "windows", "steps", "warmup", "pool_size"):
-            if getattr(self, name) < 1:
-                raise ValueError(f"--{name.replace('_', '-')} must be at least 1")
-        if self.batch_size < 2:
-            raise ValueError("--batch-size must be at least 2: NT-Xent needs other images")
-        if self.first_experience_steps < 1:
-            raise ValueError("--first-experience-steps must be at least 1")
-        if self.threads is not None and self.threads < 1:
-            raise ValueError("--threads must be at least 1 (or left out for torch's default)")
-        if self.workers is not None and self.workers < 0:
-            raise ValueError("--workers must be >= 0")
-        _choice("data", self.data, ("auto", "cifar10", "synthetic"))
-        _choice("storage", self.storage, ("memory", "disk"))
-        _choice("precision", self.precision, ("auto", "fp32", "bf16"))
-        _choice("device", self.device, ("auto", "cpu", "cuda"))
-        if not self.rows:
-            raise ValueError(f"no rows to run: pass --rows from {', '.join(DEFAULT_ROWS)}")
+        check_fields(self)
         if len(set(self.rows)) != len(self.rows):
             raise ValueError(f"--rows repeats a row: {', '.join(self.rows)}")
 
@@ -165,6 +185,9 @@ class SpeedConfig:
         return cls(**values)
 
 
-def _choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+def parse_switch(value: str, flag: str) -> bool | None:
+    """``on`` / ``off`` / ``auto`` -> True / False / None."""
+    choices = {"on": True, "off": False, "auto": None}
     if value not in choices:
-        raise ValueError(f"unknown --{name} '{value}'; choose from: {', '.join(choices)}")
+        raise ValueError(f"{flag} must be on, off or auto, got '{value}'")
+    return choices[value]

@@ -392,18 +392,18 @@ def test_state_round_trips_and_a_restored_run_continues_exactly(tiny_stream, mak
 @pytest.mark.parametrize(
     ("options", "match"),
     [
-        (PNROptions(weight=-1), "pnr.weight"),
-        (PNROptions(negative_weight=-0.1), "pnr.negative-weight"),
-        (PNROptions(negative="l1"), "pnr.negative"),
-        (PNROptions(negative="none"), "'auto', 'cosine', 'mse' or 'method'"),
-        (PNROptions(temperature=0), "pnr.temperature"),
-        (PNROptions(hidden_dim=0), "pnr.hidden-dim"),
-        (PNROptions(teacher_bn="train"), "pnr.teacher-bn"),
+        (dict(weight=-1), "pnr.weight"),
+        (dict(negative_weight=-0.1), "pnr.negative-weight"),
+        (dict(negative="l1"), "pnr.negative"),
+        (dict(negative="none"), "'auto', 'cosine', 'mse' or 'method'"),
+        (dict(temperature=0), "pnr.temperature"),
+        (dict(hidden_dim=0), "pnr.hidden-dim"),
+        (dict(teacher_bn="train"), "pnr.teacher-bn"),
     ],
 )
 def test_bad_options_are_rejected(options, match):
-    with pytest.raises(ValueError, match=match):
-        PNRPlugin(options)
+    with pytest.raises(ValueError, match=match):  # the options' own checks, or the plugin's
+        PNRPlugin(PNROptions(**options))
 
 
 def test_options_parse_from_the_command_line():

@@ -7,6 +7,13 @@ import os
 import pickle
 from pathlib import Path
 
+# Under pytest-xdist (`make test` runs one worker per core) each worker, and every process it
+# starts, computes on one thread: two workers with torch's default of one thread per core
+# would oversubscribe the cores, and OpenMP threads that wait on a busy core make a step many
+# times slower. Set before numpy and torch load, which read it once.
+if "PYTEST_XDIST_WORKER" in os.environ:
+    os.environ["OMP_NUM_THREADS"] = "1"
+
 import numpy as np
 import pytest
 from PIL import Image

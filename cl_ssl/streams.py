@@ -149,8 +149,10 @@ def make_stream(
             test = train.subset(test_idx)
             train, groups = _take(train, groups, train_idx)
         else:
-            cap = None if options.max_images is None else max(1, options.max_images // 9)
-            test = cap_images(test, cap, seed)
+            cap = options.max_test_images
+            if cap is None:  # the test split keeps the training cap's 9:1 proportion
+                cap = None if options.max_images is None else max(1, options.max_images // 9)
+            test = cap_images(test, cap or None, seed)
         if options.val_fraction > 0:
             # A different seed from the test split's, so val never mirrors test's positions.
             train_idx, val_idx = split_indices(

@@ -56,6 +56,33 @@ def test_max_images_caps_each_experience():
     assert len(stream.benchmark.train_stream[0].dataset) == 27
 
 
+@pytest.mark.parametrize(
+    ("options", "test_images"),
+    [
+        (StreamOptions(), 200),  # no caps: every image of the stream's test set
+        (StreamOptions(max_images=90), 10),  # the training cap's 9:1 proportion
+        (StreamOptions(max_images=90, max_test_images=50), 50),
+        (StreamOptions(max_images=90, max_test_images=0), 200),  # 0: every test image
+        (StreamOptions(max_images=90, max_test_images=500), 200),  # a cap above the set
+    ],
+)
+def test_max_test_images_caps_a_test_set_apart_from_training(options, test_images):
+    experience = ExperienceData("a", dataset(300), dataset(200, label=1))
+    stream = make_stream("toy", [experience], 8, options)
+    assert len(stream.benchmark.test_stream[0].dataset) == test_images
+    # The training images are the same whatever the test cap: training does not change.
+    same_training = make_stream("toy", [experience], 8, StreamOptions(max_images=90))
+    if options.max_images == 90:
+        a = stream.benchmark.train_stream[0].dataset
+        b = same_training.benchmark.train_stream[0].dataset
+        assert len(a) == 90 and all(torch.equal(a[i][0], b[i][0]) for i in range(90))
+
+
+def test_max_test_images_must_not_be_negative():
+    with pytest.raises(ValueError, match="max-test-images"):
+        StreamOptions(max_test_images=-1)
+
+
 def test_empty_experience_is_named():
     with pytest.raises(ValueError, match="experience 'late' of stream 'toy' has no images"):
         make_stream("toy", [ExperienceData("late", dataset(0))], 8, StreamOptions())

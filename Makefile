@@ -31,7 +31,7 @@ test: $(STAMP)
 	$(BIN)/python -m pytest
 
 # Results that stay true: a fixed subset of the comparisons rerun and checked against
-# docs/results/targets.csv (TIER=ci: ~3 min, run by CI; TIER=full: ~10 min). Exit 1 names
+# docs/results/targets.csv (TIER=ci: ~2-3 min, run by CI; TIER=full: ~9 min). Exit 1 names
 # each figure outside its tolerance with both values.
 TIER ?= ci
 check-results: $(STAMP)

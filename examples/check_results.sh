@@ -27,6 +27,15 @@ case "$TIER" in
   full) RUN=(--strategy naive,lwf-ssl,cassle,replay --seeds 0,1,2) ;;
   *) echo "error: unknown tier '$TIER': choose ci or full" >&2; exit 2 ;;
 esac
+# A tier without targets is refused before the bench trains (unless this run writes them).
+if [[ " ${CHECK[*]-} " != *" --write "* ]]; then
+  "$PYTHON" -c 'import sys
+from cl_ssl.reporting.targets import TARGETS, load_targets
+try:
+    load_targets(TARGETS, sys.argv[1])
+except (ValueError, FileNotFoundError) as error:
+    sys.exit(f"error: {error}")' "$TIER" || exit 2
+fi
 # A check is rerun from scratch each time: its folder is replaced, never resumed.
 mkdir -p "$OUT"
 "$CLSSL" bench "${COMMON[@]}" "${RUN[@]}" "${BENCH[@]}" --out "$OUT" --run "check-$TIER" \

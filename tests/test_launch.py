@@ -44,7 +44,7 @@ def failures(directory: Path) -> list[dict]:
 def spawned_workers(parent: int) -> list[int]:
     """The executor's worker processes of ``parent`` (not its resource tracker)."""
     found = []
-    for entry in os.listdir("/proc"):
+    for entry in filter(str.isdigit, os.listdir("/proc")):
         try:
             stat = Path(f"/proc/{entry}/stat").read_text()
             command = Path(f"/proc/{entry}/cmdline").read_bytes()
@@ -85,15 +85,21 @@ def test_local_jobs_give_the_inline_metrics_and_a_killed_job_resumes_to_them(tmp
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    checkpoint = tmp_path / "killed" / "naive" / "seed0" / "checkpoints" / "exp0.pt"
-    deadline = time.monotonic() + 300
-    while not checkpoint.exists():
-        assert process.poll() is None and time.monotonic() < deadline
-        time.sleep(0.02)
-    workers = spawned_workers(process.pid)
-    assert len(workers) == 2  # --jobs 2: the runs are in processes of their own
-    os.kill(workers[0], signal.SIGKILL)
-    _, stderr = process.communicate(timeout=300)
+    try:
+        checkpoint = tmp_path / "killed" / "naive" / "seed0" / "checkpoints" / "exp0.pt"
+        deadline = time.monotonic() + 300
+        while not checkpoint.exists():
+            assert process.poll() is None and time.monotonic() < deadline
+            time.sleep(0.02)
+        workers = spawned_workers(process.pid)
+        assert len(workers) == 2  # --jobs 2: the runs are in processes of their own
+        os.kill(workers[0], signal.SIGKILL)
+        _, stderr = process.communicate(timeout=300)
+    finally:  # a failed assertion leaves no bench running
+        for pid in [*spawned_workers(process.pid), process.pid]:
+            if process.poll() is None:
+                os.kill(pid, signal.SIGKILL)
+        process.wait()
     assert process.returncode == 1, stderr.decode()[-2000:]
     recorded = failures(tmp_path / "killed")
     assert recorded and {f["error"] for f in recorded} == {"BrokenProcessPool"}

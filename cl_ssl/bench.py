@@ -1,7 +1,7 @@
-"""Run strategies one after another on one stream, for one or more seeds, and keep every result.
+"""Run strategies on one stream, for one or more seeds and methods, and keep every result.
 
-For each seed and each strategy run of a :class:`BenchConfig` (seed-major, so the first
-seed's full comparison is on disk before the second starts), a
+For each seed, method and strategy run of a :class:`BenchConfig` (seed-major, so the first
+seed's full comparison is on disk before the second starts; :func:`plan_grid`), a
 :class:`~cl_ssl.strategy_run.StrategyRun` rebuilds the model from that seed, trains it
 experience by experience with the strategy's plugins, evaluates on every experience's test
 (or validation) split after each one (and once before training: the FWT baseline), and
@@ -13,7 +13,12 @@ The bench directory gets ``bench.json`` (the configuration, for ``--resume``),
 ``summary.md``/``summary.csv`` (one row per strategy, mean ± std over seeds, ranked by the
 final all-classes accuracy), ``summary_stats.csv`` and ``plots/``. Data splits and class
 order come from ``--split-seed`` and stay fixed across training seeds, so the spread over
-seeds is training variance.
+seeds is training variance. A grid of several methods (``--method simclr,byol``) puts each
+method's runs under ``<strategy>/<method>/seed<s>/`` and shows the method as a column.
+
+The runs go one after another in this process (``--launcher inline``), or each in a process
+of its own, ``--jobs`` at a time (``--launcher local``, :mod:`cl_ssl.launch`): the same
+per-run code (:func:`run_job`), directories, summary, failures and ``--resume`` either way.
 
 Never losing work:
 
@@ -120,7 +125,7 @@ def run_strategy(
 
 
 def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
-    """Run every strategy of ``config`` for every seed; write the run directory and summary.
+    """Run every strategy of ``config`` for every seed and method; write the directory and summary.
 
     Args:
         config: The bench. With ``resume``, ``config.out / config.run_name`` is the run to

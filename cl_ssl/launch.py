@@ -52,7 +52,7 @@ def visible_gpus(device: str) -> list[str]:
         return []
     import torch
 
-    count = torch.cuda.device_count()  # NVML: creates no CUDA context in the parent
+    count = torch.cuda.device_count()  # spawned workers inherit no CUDA state either way
     given = os.environ.get("CUDA_VISIBLE_DEVICES")
     ids = [g.strip() for g in given.split(",") if g.strip()] if given else []
     return (ids or [str(i) for i in range(count)])[:count]

@@ -69,7 +69,7 @@ def run_local(
     from cl_ssl.bench import failure_before_training, relabel
 
     threads = threads or max(1, usable_cores() // jobs)
-    jobs = max(1, min(jobs, len(grid)))  # no idle processes (their threads are given away)
+    jobs = max(1, min(jobs, len(grid)))  # no idle worker processes
     context = multiprocessing.get_context("spawn")
     gpus = context.Queue()
     visible = visible_gpus(grid[0].config.train.device) if grid else []

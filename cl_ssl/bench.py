@@ -1,7 +1,7 @@
-"""Run strategies one after another on one stream, for one or more seeds, and keep every result.
+"""Run strategies on one stream, for one or more seeds and methods, and keep every result.
 
-For each seed and each strategy run of a :class:`BenchConfig` (seed-major, so the first
-seed's full comparison is on disk before the second starts), a
+For each seed, method and strategy run of a :class:`BenchConfig` (seed-major, so the first
+seed's full comparison is on disk before the second starts; :func:`plan_grid`), a
 :class:`~cl_ssl.strategy_run.StrategyRun` rebuilds the model from that seed, trains it
 experience by experience with the strategy's plugins, evaluates on every experience's test
 (or validation) split after each one (and once before training: the FWT baseline), and
@@ -13,7 +13,12 @@ The bench directory gets ``bench.json`` (the configuration, for ``--resume``),
 ``summary.md``/``summary.csv`` (one row per strategy, mean ± std over seeds, ranked by the
 final all-classes accuracy), ``summary_stats.csv`` and ``plots/``. Data splits and class
 order come from ``--split-seed`` and stay fixed across training seeds, so the spread over
-seeds is training variance.
+seeds is training variance. A grid of several methods (``--method simclr,byol``) puts each
+method's runs under ``<strategy>/<method>/seed<s>/`` and shows the method as a column.
+
+The runs go one after another in this process (``--launcher inline``), or each in a process
+of its own, ``--jobs`` at a time (``--launcher local``, :mod:`cl_ssl.launch`): the same
+per-run code (:func:`run_job`), directories, summary, failures and ``--resume`` either way.
 
 Never losing work:
 
@@ -36,7 +41,7 @@ from __future__ import annotations
 
 import itertools
 import shutil
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from cl_ssl import distributed
@@ -57,6 +62,7 @@ from cl_ssl.outputs import (
 )
 from cl_ssl.registry import streams
 from cl_ssl.reporting.plots import write_plots
+from cl_ssl.reporting.summary import method_label
 from cl_ssl.results import BenchResult, StrategyFailure, StrategyResult
 from cl_ssl.run_config import bench_config_to_dict
 from cl_ssl.strategy import check_options, parse_spec, run_name
@@ -119,7 +125,7 @@ def run_strategy(
 
 
 def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
-    """Run every strategy of ``config`` for every seed; write the run directory and summary.
+    """Run every strategy of ``config`` for every seed and method; write the directory and summary.
 
     Args:
         config: The bench. With ``resume``, ``config.out / config.run_name`` is the run to
@@ -129,12 +135,18 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     """
     runs = parse_spec(config.strategies)  # fail on a bad name or option before loading data
     check_options(runs, config.strategy_options)
-    parse_method(config.train.method, config.train.method_options)  # a bad --method-opt, now
+    for method in config.methods:  # a bad name or --method-opt, now
+        parse_method(method, method_options(config.train.method_options, method))
     stream_factory = streams.get(config.stream)
     resolve_device(config.train.device)
     # Under torchrun every input check runs before the group starts: a refused bench exits
     # on every rank with rank 0's one line (cl_ssl.cli.bench), no rank left waiting.
     local_batch_size(config.train.batch_size, distributed.planned_world_size())
+    if config.launcher == "local" and distributed.launched():
+        raise ValueError(
+            "--launcher local starts its own processes: run it without torchrun (or drop "
+            "--launcher under torchrun)"
+        )
     if resume:
         directory = Path(config.out) / str(config.run_name)
         if not (directory / BENCH_FILE).is_file():
@@ -155,25 +167,15 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     named = replace(config, out=directory.parent, run_name=directory.name)
     if distributed.is_main():
         write_json(directory / BENCH_FILE, bench_config_to_dict(named), durable=True)
-    results: list[StrategyResult] = []
-    failures: list[StrategyFailure] = []
-    for seed, r in itertools.product(config.seeds, runs):  # seed-major
-        seeded = replace(config, train=replace(config.train, seed=seed))
-        path = directory / run_name(r) / f"seed{seed}"
-        try:
-            results.append(run_strategy(stream, r, seeded, path, resume=resume))
-        except StrategyFailed as failed:
-            if distributed.active() and not isinstance(failed.__cause__, NonFiniteLoss):
-                raise  # maybe this rank's alone: the others would wait for it forever
-            failures.append(failed.failure)
-            if is_disk_full(failed.__cause__):
-                break  # the runs after it would fail the same way; --resume starts them
-        except Exception as error:  # building the run or reading its checkpoint
-            if distributed.active():
-                raise
-            failures.append(_failure_before_training(r, seed, path, error))
-            if is_disk_full(error):
-                break
+    grid = plan_grid(named, runs, directory)
+    if config.launcher == "local":
+        from cl_ssl.launch import run_local
+
+        outcomes = run_local(grid, resume, config.jobs, config.threads_per_job)
+    else:
+        outcomes = _run_inline(stream, grid, resume)
+    results = [o for o in outcomes if isinstance(o, StrategyResult)]
+    failures = [o for o in outcomes if isinstance(o, StrategyFailure)]
     bench = BenchResult(directory, results, failures)
     if distributed.is_main():
         with unless_disk_full():  # the failures reach stderr all the same
@@ -184,19 +186,115 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     return bench
 
 
-def _failure_before_training(
-    run: tuple[str, ...], seed: int, directory: Path, error: Exception
-) -> StrategyFailure:
-    message = str(error).strip()
+@dataclass(frozen=True)
+class Job:
+    """One run of a bench's grid: a (composed) strategy, a seed and a method.
+
+    Attributes:
+        run: The strategy's plugin names (``("lwf-ssl", "replay")``).
+        config: The bench with this run's seed, method and method options in ``train``.
+        directory: ``<run>/<strategy>/seed<s>``, or ``<run>/<strategy>/<method>/seed<s>`` in
+            a grid of several methods.
+        label: Its name in tables and failures: the strategy, ``strategy [method]`` in a
+            grid of several methods.
+    """
+
+    run: tuple[str, ...]
+    config: BenchConfig
+    directory: Path
+    label: str
+
+
+def method_options(options: dict[str, dict[str, str]], method: str) -> dict[str, dict[str, str]]:
+    """The ``--method-opt`` options of ``method``'s own parts (``simclr`` of ``simclr+byol``)."""
+    return {k: v for k, v in options.items() if k in method.split("+")}
+
+
+def plan_grid(config: BenchConfig, runs: list[tuple[str, ...]], directory: Path) -> list[Job]:
+    """Every (seed, method, strategy) run, seed-major: the first seed's comparison comes first.
+
+    One method keeps the layout of a plain bench (``<strategy>/seed<s>``); several put each
+    method's runs one level down (``<strategy>/<method>/seed<s>``) and label their rows
+    ``strategy [method]`` (:func:`cl_ssl.reporting.summary.method_label`).
+    """
+    several = len(config.methods) > 1
+    grid = []
+    for seed, method, run in itertools.product(config.seeds, config.methods, runs):
+        train = replace(
+            config.train,
+            seed=seed,
+            method=method,
+            method_options=method_options(config.train.method_options, method),
+        )
+        path = directory / run_name(run)
+        path = (path / method if several else path) / f"seed{seed}"
+        label = method_label(run_name(run), method) if several else run_name(run)
+        grid.append(Job(run, replace(config, train=train), path, label))
+    return grid
+
+
+Outcome = tuple[StrategyResult | StrategyFailure, bool]
+"""A run's result or failure, and whether the disk filled up (the bench then stops)."""
+
+
+def run_job(stream: SSLStream, job: Job, resume: bool) -> Outcome:
+    """One run of the grid, its failure caught and recorded (``failure.json``).
+
+    Under torchrun an error other than a non-finite loss is raised instead: it may be this
+    rank's alone, and the others would wait for it forever.
+    """
+    try:
+        result = run_strategy(stream, job.run, job.config, job.directory, resume=resume)
+        return relabel(result, job.label), False
+    except StrategyFailed as failed:
+        if distributed.active() and not isinstance(failed.__cause__, NonFiniteLoss):
+            raise
+        return relabel(failed.failure, job.label), is_disk_full(failed.__cause__)
+    except Exception as error:  # building the run or reading its checkpoint
+        if distributed.active():
+            raise
+        return relabel(failure_before_training(job, error), job.label), is_disk_full(error)
+
+
+def relabel(
+    outcome: StrategyResult | StrategyFailure, label: str
+) -> StrategyResult | StrategyFailure:
+    """``outcome`` named ``label`` (its rows too); the files on disk keep the strategy's name."""
+    if outcome.name == label:
+        return outcome
+    if isinstance(outcome, StrategyFailure):
+        return replace(outcome, name=label)
+    outcome.name = label
+    outcome.metrics = outcome.metrics.assign(strategy=label)
+    return outcome
+
+
+def _run_inline(
+    stream: SSLStream, grid: list[Job], resume: bool
+) -> list[StrategyResult | StrategyFailure]:
+    outcomes = []
+    for job in grid:
+        outcome, disk_full = run_job(stream, job, resume)
+        outcomes.append(outcome)
+        if disk_full:
+            break  # the runs after it would fail the same way; --resume starts them
+    return outcomes
+
+
+def failure_before_training(job: Job, error: BaseException, message: str = "") -> StrategyFailure:
+    """The record (``failure.json``) of a run that failed outside its training loop."""
+    if not message:
+        text = str(error).strip()
+        message = text.splitlines()[0] if text else ""
     failure = StrategyFailure(
-        run_name(run),
-        seed,
+        run_name(job.run),
+        job.config.train.seed,
         -1,
         0,
         0,
         type(error).__name__,
-        message.splitlines()[0] if message else "",
-        directory,
+        message,
+        job.directory,
     )
     with unless_disk_full():
         write_failure(failure)

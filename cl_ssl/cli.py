@@ -237,6 +237,9 @@ def report(
 ) -> None:
     """Merge runs and seeds into one table (mean ± std over seeds) and one set of plots.
 
+    Runs of several methods (`clssl bench --method a,b`) get a method column: one row per
+    (method, strategy), never a mean over methods.
+
     Refuses two runs of one (strategy, seed), and runs of different streams or budgets:
     a mean over them would mix different experiments. Stopped and failed runs are listed
     apart (``incomplete.csv``, under the table in ``report.md``), never ranked; exits 1
@@ -244,7 +247,12 @@ def report(
     """
     from cl_ssl.reporting.plots import write_plots
     from cl_ssl.reporting.report import load_runs
-    from cl_ssl.reporting.summary import figures_by_seed, headline_table, summary_stats
+    from cl_ssl.reporting.summary import (
+        figures_by_seed,
+        headline_table,
+        method_column,
+        summary_stats,
+    )
 
     try:
         runs = load_runs(directories)
@@ -270,7 +278,7 @@ def report(
             fg=typer.colors.RED,
         )
         raise typer.Exit(1)
-    table = headline_table(runs.tidy, runs.timings)
+    table = method_column(headline_table(runs.tidy, runs.timings))  # a grid: method column
     write_csv(out / "report.csv", table, index=False)
     write_text(
         out / "report.md",

@@ -140,7 +140,11 @@ class TrainConfig:
         0.0, help="Warmup of the cosine schedule, in epochs of the experience."
     )
     backbone: str = setting("small_resnet", help="Backbone registry name (see `clssl list`).")
-    method: str = setting("simclr", help="SSL method registry name; A+B mixes the methods' losses.")
+    method: str = setting(
+        "simclr",
+        help="SSL method registry name; A+B mixes the methods' losses; A,B (bench): every "
+        "strategy and seed runs with each.",
+    )
     method_options: dict[str, dict[str, str]] = setting(
         help="Method option METHOD.KEY=VALUE, e.g. simclr.temperature=0.2 (repeatable; "
         "only --method's).",
@@ -205,7 +209,9 @@ class TrainConfig:
                 "train on GPUs"
             )
         LRSchedule(self.schedule, self.warmup_epochs)  # validates both
-        other = sorted(set(self.method_options) - set(self.method.split("+")))
+        # A bench grid names several methods (simclr,byol); each option is its method's own.
+        named = {part for m in self.method.split(",") for part in m.strip().split("+")}
+        other = sorted(set(self.method_options) - named)
         if other:
             raise ValueError(
                 f"--method-opt {other[0]}.* given but the method is '{self.method}': "
@@ -319,10 +325,35 @@ class BenchConfig:
     overwrite: bool = setting(
         False, help="Replace a --run directory that already holds results (else refuse)."
     )
+    launcher: Literal["inline", "local"] = setting(
+        "inline",
+        help="inline (every run in this process, one after another) or local (each "
+        "(method, strategy, seed) run in its own process, --jobs at a time, one GPU each "
+        "when GPUs are visible).",
+    )
+    jobs: int = setting(1, help="Runs at once with --launcher local.", check=at_least(1))
+    threads_per_job: int | None = setting(
+        None,
+        help="Torch CPU threads of each --launcher local run (default: the cores / --jobs).",
+        check=at_least(1),
+    )
 
     def __post_init__(self) -> None:
+        check_fields(self)
         if len(set(self.training_seeds)) != len(self.training_seeds):
             raise ValueError(f"--seeds repeats a seed: {list(self.training_seeds)}")
+        if self.jobs > 1 and self.launcher == "inline":
+            raise ValueError(
+                f"--jobs {self.jobs} runs processes side by side: add --launcher local"
+            )
+        methods = self.methods
+        if len(set(methods)) != len(methods):
+            raise ValueError(f"--method repeats a method: {list(methods)}")
+
+    @property
+    def methods(self) -> tuple[str, ...]:
+        """The methods of the grid, in order (``--method simclr,byol``)."""
+        return tuple(m.strip() for m in self.train.method.split(",") if m.strip())
 
     @property
     def seeds(self) -> tuple[int, ...]:

@@ -204,6 +204,10 @@ def bench_config(
     return build(BenchConfig, tree)
 
 
+HOW_TO_RUN = ("progress", "launcher", "jobs", "threads_per_job")
+"""Bench settings a resumed run may change: how the runs are run, not what they compute."""
+
+
 def resume_config(directory: Path, given: Mapping[str, Any], progress: bool) -> Any:
     """The bench a run directory holds, refusing given flags that disagree with it.
 
@@ -219,14 +223,17 @@ def resume_config(directory: Path, given: Mapping[str, Any], progress: bool) -> 
     conflicts = [
         f"{flags[path]} gives {path}={value!r}, the run has {get_path(saved, path)!r}"
         for path, value in given.items()
-        if path != "progress" and value != get_path(saved, path)
+        if path not in HOW_TO_RUN and value != get_path(saved, path)
     ]
     if conflicts:
         raise ValueError(
             f"--resume {directory}: {'; '.join(conflicts)}: drop the flag (the run's "
             "bench.json decides) or start a new run"
         )
-    return dataclasses.replace(stored, progress=progress)
+    how = {path: given[path] for path in HOW_TO_RUN if path in given}
+    if how.get("launcher") == "inline" and "jobs" not in how:
+        how["jobs"] = 1  # the run's --jobs was its local launcher's
+    return dataclasses.replace(stored, **{"progress": progress, **how})
 
 
 # --- presets -------------------------------------------------------------------------------

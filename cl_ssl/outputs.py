@@ -7,6 +7,8 @@ Layout of ``<out>/<run>/``:
   (tidy rows, rewritten after every experience), ``checkpoints/exp<k>.pt`` (encoder and
   full training state), TensorBoard events, and when the run ends either ``results.json``
   (finished) or ``failure.json`` (stopped with an error, see :class:`StrategyFailure`),
+- ``<strategy>/<method>/seed<s>/``: the same, in a grid of several methods (one method keeps
+  ``<strategy>/seed<s>/``),
 - ``summary.md``/``summary.csv``/``summary_stats.csv``, ``failures.json`` and ``plots/``.
 
 Every file is written to ``<name>.partial`` and renamed (:func:`cl_ssl.atomic.atomic_write`),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from cl_ssl.reporting.summary import headline_table
+from cl_ssl.reporting.summary import headline_table, method_column
 from cl_ssl.reporting.tables import TIDY_COLUMNS, result_matrix
 
 
@@ -108,8 +108,11 @@ class BenchResult:
         return pd.DataFrame([r.timings() for r in self.strategies])
 
     def summary(self, numeric: bool = True) -> pd.DataFrame:
-        """One row per strategy: stability and plasticity figures side by side, and cost."""
-        return headline_table(self.tidy, self.timings, numeric=numeric)
+        """One row per strategy: stability and plasticity figures side by side, and cost.
+
+        In a grid of several methods, one row per (method, strategy), method first.
+        """
+        return method_column(headline_table(self.tidy, self.timings, numeric=numeric))
 
 
 @dataclass(frozen=True)

@@ -230,4 +230,7 @@ def bench_config_from_dict(payload: dict[str, Any], out: Path, run_name: str | N
         run_name=run_name,
         progress=bool(payload.get("progress", True)),
         training_seeds=tuple(payload.get("training_seeds") or ()),
+        launcher=payload.get("launcher", "inline"),
+        jobs=int(payload.get("jobs", 1)),
+        threads_per_job=payload.get("threads_per_job"),
     )

@@ -30,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from cl_ssl.outputs import FAILURE_FILE, METRICS_FILE, RESULTS_FILE
+from cl_ssl.reporting.summary import method_label
 from cl_ssl.reporting.tables import TIDY_COLUMNS
 from cl_ssl.run_config import RunConfig, find_config_file, load_run_config
 
@@ -53,6 +54,7 @@ UNKNOWN = "unknown"
 # the device changes speed, not results.
 FREE_TRAIN = ("seed", "device", "workers")  # they change no result
 FREE_EVALUATION = ("seed",)
+METHOD_SETTINGS = ("method", "method_options")  # free in a grid of methods, kept apart
 
 
 @dataclass
@@ -126,7 +128,8 @@ def load_runs(directories: Sequence[Path]) -> Runs:
             run = _Run(csv, frame, config)
             (runs if _finished(run) else incomplete).append(run)
     label_variants(runs)
-    check_mergeable(runs)
+    several = label_methods(runs)
+    check_mergeable(runs, free_train=FREE_TRAIN + (METHOD_SETTINGS if several else ()))
 
     timings = []
     for run in runs:
@@ -261,8 +264,11 @@ def _incomplete_row(run: _Run) -> dict[str, Any]:
     }
 
 
-def check_mergeable(runs: Sequence[_Run]) -> None:
+def check_mergeable(runs: Sequence[_Run], free_train: tuple[str, ...] = FREE_TRAIN) -> None:
     """Refuse runs whose mean over seeds would mix different experiments.
+
+    ``free_train``: training settings that may differ (the method too in a grid of methods,
+    whose runs :func:`label_methods` keeps apart).
 
     Raises:
         ValueError: Naming the two runs and the setting(s) they differ in.
@@ -286,8 +292,12 @@ def check_mergeable(runs: Sequence[_Run]) -> None:
             "results.json, so its stream and budget are unknown; report it alone"
         )
     first = runs[0]
+
+    def budget(config: RunConfig) -> dict[str, Any]:
+        return budget_settings(config, free_train)
+
     for run in runs[1:]:
-        for group, settings in (("streams", stream_settings), ("budgets", budget_settings)):
+        for group, settings in (("streams", stream_settings), ("budgets", budget)):
             differences = _differences(settings(first.config), settings(run.config))
             # Different streams have different options anyway: the names say enough.
             differences = [d for d in differences if d[0] == "stream"] or differences
@@ -297,6 +307,31 @@ def check_mergeable(runs: Sequence[_Run]) -> None:
                     f"{_describe(differences, first.directory, run.directory)}; "
                     "report them separately"
                 )
+
+
+def label_methods(runs: Sequence[_Run]) -> bool:
+    """In runs of several methods, label each ``strategy [method]``, in place.
+
+    A grid of methods (``clssl bench --method simclr,byol``) is one table with the method
+    as a column (:func:`cl_ssl.reporting.summary.method_column`), never a mean over methods.
+    Runs of one method with different method options get them in the label too
+    (``naive [simclr (temperature=0.2)]``). Returns whether the runs hold several methods.
+    """
+    known = [run for run in runs if run.config is not None]  # others: check_mergeable refuses
+    by_method: dict[str, list[_Run]] = {}
+    for run in known:
+        by_method.setdefault(str(run.config.train.get("method", UNKNOWN)), []).append(run)
+    if len(by_method) < 2:
+        return False
+    for method, mine in by_method.items():
+        shown = [_flatten(_plain(run.config.train.get("method_options") or {})) for run in mine]
+        differ = any(options != shown[0] for options in shown)
+        for run, options in zip(mine, shown, strict=True):
+            text = ", ".join(f"{k}={v}" for k, v in sorted(options.items()))
+            name = f"{method} ({text})" if differ and text else method
+            run.label = method_label(run.label or run.config.strategy, name)
+            run.frame = run.frame.assign(strategy=run.label)
+    return True
 
 
 def label_variants(runs: Sequence[_Run]) -> None:
@@ -356,9 +391,9 @@ def stream_settings(config: RunConfig) -> dict[str, Any]:
     return _plain({"stream": config.stream, "stream_options": options, "split_seed": split_seed})
 
 
-def budget_settings(config: RunConfig) -> dict[str, Any]:
+def budget_settings(config: RunConfig, free_train: tuple[str, ...] = FREE_TRAIN) -> dict[str, Any]:
     """What defines the training and evaluation budget, all but the training seed."""
-    train = {k: v for k, v in config.train.items() if k not in FREE_TRAIN}
+    train = {k: v for k, v in config.train.items() if k not in free_train}
     evaluation = {k: v for k, v in config.evaluation.items() if k not in FREE_EVALUATION}
     return _plain({"train": train, "evaluation": evaluation, "eval_split": config.eval_split})
 

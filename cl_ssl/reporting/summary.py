@@ -26,6 +26,8 @@ Example:
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pandas as pd
 from scipy import stats
@@ -145,6 +147,38 @@ def _text(values: pd.Series, digits: int) -> str:
     if len(values) == 1:
         return f"{values.iloc[0]:.{digits}f}"
     return f"{values.mean():.{digits}f} ± {values.std(ddof=1):.{digits}f}"
+
+
+METHOD_LABEL = re.compile(r"^(?P<strategy>.+) \[(?P<method>[^\[\]]+)\]$")
+
+
+def method_label(strategy: str, method: str) -> str:
+    """A run's row name in a grid of several methods: ``naive [byol]``.
+
+    One name per (strategy, method), so means over seeds never mix methods, in every table
+    and plot that groups by strategy; :func:`method_column` splits it back for display.
+    """
+    return f"{strategy} [{method}]"
+
+
+def method_column(table: pd.DataFrame) -> pd.DataFrame:
+    """A table whose rows are all :func:`method_label` names, with ``method`` as its own column.
+
+    Rows of one method stay together (in order of first appearance), each method's ranked
+    as before; any other table is returned as it is.
+    """
+    if table.empty or "strategy" not in table:
+        return table
+    found = [METHOD_LABEL.match(str(name)) for name in table["strategy"]]
+    if not all(found):
+        return table
+    table = table.assign(
+        method=[m["method"] for m in found], strategy=[m["strategy"] for m in found]
+    )
+    order = {method: i for i, method in enumerate(dict.fromkeys(table["method"]))}
+    table = table.sort_values("method", key=lambda c: c.map(order), kind="stable")
+    columns = ["method", *(c for c in table.columns if c != "method")]
+    return table[columns].reset_index(drop=True)
 
 
 def headline_table(

@@ -8,7 +8,8 @@ After each kill the bench goes on with ``clssl bench --resume`` (or starts again
 was killed before its ``bench.json`` was in place), forked the same way (one thread, as the
 uninterrupted run: the thread count changes float sums), and then every metric equals the
 uninterrupted run's, every file parses and nothing half written is left. Set
-``CLSSL_FAULT_MOMENTS`` for more or fewer moments than the 20 the suite runs.
+``CLSSL_FAULT_MOMENTS`` for more or fewer moments than the 12 the suite runs (three per
+event; each is a whole bench, and `make test` has a time budget).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ BENCH = [
     "--device", "cpu", "--no-progress",
 ]  # fmt: skip
 EVENTS = ("train", "eval", "checkpoint", "rename")
-MOMENTS = int(os.environ.get("CLSSL_FAULT_MOMENTS", "20"))
+MOMENTS = int(os.environ.get("CLSSL_FAULT_MOMENTS", "12"))
 INJECT = Path(__file__).with_name("fault_injection.py")
 
 

@@ -22,6 +22,23 @@ import cl_ssl  # noqa: F401  (warning filters)
 from cl_ssl.config import BenchConfig, TrainConfig
 from cl_ssl.streams import StreamOptions
 
+# The suite's longest tests (each a minute or more of whole benches in subprocesses) start
+# first: under xdist a long test drawn last keeps one worker busy while the other idles.
+LONGEST_FIRST = (
+    "test_resume.py::test_a_bench_killed",
+    "test_launch.py",
+    "test_distributed.py",
+    "evolve/test_run.py",
+    "test_disk_full.py",
+    "test_periodic.py",
+    "test_fault_injection.py",
+)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not any(name in item.nodeid for name in LONGEST_FIRST))
+
+
 REPO = Path(__file__).resolve().parents[1]
 CIFAR10_ROOT = Path(os.environ.get("CLSSL_CIFAR10", REPO.parent / "shared" / "data" / "cifar10"))
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")

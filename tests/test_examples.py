@@ -16,17 +16,25 @@ from cl_ssl.registry import strategies as strategy_registry
 EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
 
 
+def drop_example(example, package, registry, module, monkeypatch, tmp_path) -> None:
+    """Copy ``examples/EXAMPLE`` into ``package``'s folder as ``module``, as a user would;
+    the registry and the package's path are restored after the test."""
+    registry.discover()  # the registry copied below must hold the built-in entries
+    shutil.copy(EXAMPLES / example, tmp_path / f"{module}.py")
+    monkeypatch.setattr(package, "__path__", [*package.__path__, str(tmp_path)])
+    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
+    monkeypatch.setattr(registry, "_index", None)  # the source index must see the new file
+    monkeypatch.setattr(registry, "_discovered", False)
+    monkeypatch.delitem(sys.modules, f"{package.__name__}.{module}", raising=False)
+
+
 def test_custom_strategy_dropped_into_strategies_runs_with_no_other_edit(
     tmp_path, monkeypatch, tiny_bench
 ):
-    strategy_registry.discover()  # the copy below must hold the built-in strategies
-    shutil.copy(EXAMPLES / "custom_strategy.py", tmp_path / "l2_anchor.py")
-    path = [*strategy_package.__path__, str(tmp_path)]
-    monkeypatch.setattr(strategy_package, "__path__", path)
-    monkeypatch.setattr(strategy_registry, "_entries", dict(strategy_registry._entries))
-    monkeypatch.setattr(strategy_registry, "_index", None)  # restored after: l2-anchor leaves
-    monkeypatch.delitem(sys.modules, "cl_ssl.strategies.l2_anchor", raising=False)
-    strategy_registry.discover(force=True)
+    drop_example(
+        "custom_strategy.py", strategy_package, strategy_registry, "l2_anchor", monkeypatch,
+        tmp_path,
+    )  # fmt: skip
     try:
         config = tiny_bench("naive,l2-anchor")
         config.strategy_options["l2-anchor"] = {"weight": "10"}
@@ -45,12 +53,10 @@ def test_custom_method_dropped_into_methods_trains_with_no_other_edit(
     from cl_ssl.methods import build_method
     from cl_ssl.registry import methods as method_registry
 
-    method_registry.discover()  # the copy below must hold the built-in methods
-    shutil.copy(EXAMPLES / "custom_method.py", tmp_path / "align_uniform.py")
-    monkeypatch.setattr(method_package, "__path__", [*method_package.__path__, str(tmp_path)])
-    monkeypatch.setattr(method_registry, "_entries", dict(method_registry._entries))
-    monkeypatch.setattr(method_registry, "_index", None)  # restored after: align-uniform leaves
-    monkeypatch.delitem(sys.modules, "cl_ssl.methods.align_uniform", raising=False)
+    drop_example(
+        "custom_method.py", method_package, method_registry, "align_uniform", monkeypatch,
+        tmp_path,
+    )  # fmt: skip
     try:
         # clssl list reads it from the source, options included.
         [entry] = [e for e in method_registry.catalogue() if e.name == "align-uniform"]
@@ -88,15 +94,11 @@ def test_custom_metric_dropped_into_evaluation_is_measured_with_no_other_edit(
     from cl_ssl.evaluation.metrics import representation_scores
     from cl_ssl.registry import streams
 
-    metric_registry.registered()  # the copy below must hold the built-in metrics
-    shutil.copy(EXAMPLES / "custom_metric.py", tmp_path / "ncm.py")
-    path = [*evaluation_package.__path__, str(tmp_path)]
-    monkeypatch.setattr(evaluation_package, "__path__", path)
-    registry = metric_registry.metrics
-    monkeypatch.setattr(registry, "_entries", dict(registry._entries))
-    monkeypatch.setattr(registry, "_index", None)
-    monkeypatch.setattr(registry, "_discovered", False)
-    monkeypatch.delitem(sys.modules, "cl_ssl.evaluation.ncm", raising=False)
+    metric_registry.registered()  # the built-in metrics' modules are imported first
+    drop_example(
+        "custom_metric.py", evaluation_package, metric_registry.metrics, "ncm", monkeypatch,
+        tmp_path,
+    )  # fmt: skip
     try:
         assert "NCM" in [spec.name for spec in metric_registry.registered()]
         # Class means along x and y; (2, 1) is nearer the x mean although labelled 1.

@@ -8,7 +8,7 @@ has none and wraps everything for Avalanche (one experience per period).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from avalanche.benchmarks.scenarios.dataset_scenario import benchmark_from_datasets
@@ -17,6 +17,7 @@ from torch import Tensor
 
 from cl_ssl.config import StreamOptions  # defined there (light); still importable from here
 from cl_ssl.data.files import ImageDataset
+from cl_ssl.data.vods import VodFrames, make_vods
 
 
 @dataclass
@@ -183,6 +184,39 @@ def make_stream(
         eval_split,
         skipped_images,
     )
+
+
+VOD_SEED_OFFSET = 104_729
+"""Keeps :func:`as_vods`' random draws apart from the splits' (seeded by split_seed + period)."""
+
+
+def as_vods(base: SSLStream, frames: int, seed: int, name: str = "vods") -> SSLStream:
+    """``base`` with each experience's training images as ordered VODs of ``frames`` frames.
+
+    Every training image becomes ``frames`` consecutive near-duplicates
+    (:func:`cl_ssl.data.vods.make_vods`, seeded by ``seed`` + position +
+    :data:`VOD_SEED_OFFSET`), VOD after VOD in the base's order, frame 0 the image itself;
+    disk-backed images are decoded once, here. Test (or validation) splits, labels, image
+    size, augmentation overrides and ``eval_split`` stay the base's: its caps and carved
+    splits are not redone on frames, which would cut VODs and thin the sources twice. Each
+    experience's ``groups`` are its frames' ``vod_ids``.
+    """
+    if frames < 1:
+        raise ValueError(f"a VOD needs at least one frame, got {frames}")
+    experiences = []
+    for position, exp in enumerate(base.experiences):
+        if isinstance(exp.train, VodFrames):
+            raise ValueError(
+                f"stream '{base.name}' already trains on VODs: make VODs of its base stream"
+            )
+        train = make_vods(exp.train, base.image_size, frames, seed + position + VOD_SEED_OFFSET)
+        experiences.append(ExperienceData(exp.name, train, exp.test, exp.domain, train.vod_ids))
+    # Every test split is given and no cap is set, so make_stream only wraps for Avalanche.
+    options = StreamOptions()
+    stream = make_stream(
+        name, experiences, base.image_size, options, base.augment_overrides, base.skipped_images
+    )
+    return replace(stream, eval_split=base.eval_split)
 
 
 def cap_indices(n: int, cap: int, seed: int) -> Tensor:

@@ -1,16 +1,9 @@
 import pytest
 import torch
-from cl_ssl.benchmarks.digits_vods import (
-    FRAMES,
-    MIN_AREA,
-    VodFrames,
-    camera_paths,
-    digits_vods,
-    vod_frames,
-)
+from cl_ssl.benchmarks.digits_vods import FRAMES, digits_vods
 
-from cl_ssl.data.images import ImageTensorDataset
 from cl_ssl.data.resolve import harmonise
+from cl_ssl.data.vods import VodFrames
 from cl_ssl.registry import streams
 from cl_ssl.streams import StreamOptions
 
@@ -114,40 +107,6 @@ def test_frames_option_and_bad_options():
         digits_vods(StreamOptions(extra={"frames": "0"}))
     with pytest.raises(ValueError, match="no --stream-opt 'fps'; choose from: frames"):
         digits_vods(StreamOptions(extra={"fps": "30"}))
-
-
-def test_camera_paths_keep_85_percent_and_stay_inside():
-    theta = camera_paths(500, 6, torch.Generator().manual_seed(0)).view(500, 6, 2, 3)
-    side, centre = theta[..., 0, 0], theta[..., :, 2]
-    assert torch.equal(theta[..., 1, 1], side) and (theta[..., 0, 1] == 0).all()
-    assert torch.equal(side[:, 0], torch.ones(500)) and (centre[:, 0] == 0).all()
-    assert (side**2 >= MIN_AREA - 1e-6).all() and (side <= 1).all()
-    assert (centre.abs() <= (1 - side)[..., None] + 1e-6).all()  # the crop is inside
-    assert (side[:, 1:] <= side[:, :-1] + 1e-6).all()  # a steady zoom in, no jitter
-    assert side[:, -1].min() < 0.93 and side[:, -1].max() > 0.99  # the range is used
-
-
-def test_frames_of_a_flat_image_are_flat_and_a_blob_barely_moves():
-    flat = torch.full((2, 3, 16, 16), 77, dtype=torch.uint8)
-    assert (vod_frames(flat, 5, torch.Generator().manual_seed(0)) == 77).all()  # no black edge
-    coords = torch.arange(16.0) - 7.5
-    blob = (200 * torch.exp(-(coords[:, None] ** 2 + coords[None, :] ** 2) / 8)).round()
-    frames = vod_frames(blob.to(torch.uint8).expand(50, 1, 16, 16), 4, torch.Generator())
-    weights = frames.float().squeeze(1)
-    mass = weights.sum(dim=(1, 2))
-    centroid_y = (weights.sum(dim=2) * coords).sum(dim=1) / mass
-    centroid_x = (weights.sum(dim=1) * coords).sum(dim=1) / mass
-    # A centred crop zooms, an off-centre one pans by at most (1 - s) / s of the half-width
-    # (8 px): 0.68 px for s = sqrt(0.85).
-    assert centroid_y.abs().max() < 0.75 and centroid_x.abs().max() < 0.75
-
-
-def test_a_subset_of_frames_is_a_plain_dataset():
-    data = VodFrames(torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.zeros(6), frames=3)
-    assert torch.equal(data.vod_ids, torch.tensor([0, 0, 0, 1, 1, 1]))
-    assert type(data.subset(torch.tensor([0, 4]))) is ImageTensorDataset
-    with pytest.raises(ValueError, match="do not make VODs of 4 frames"):
-        VodFrames(torch.zeros(6, 1, 4, 4, dtype=torch.uint8), torch.zeros(6), frames=4)
 
 
 def test_validation_split_keeps_each_vod_on_one_side():

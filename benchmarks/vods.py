@@ -9,8 +9,10 @@ the image itself, VOD after VOD in the base's order (:func:`cl_ssl.streams.as_vo
 the two streams' numbers are comparable; each experience's ``groups`` are its VOD ids.
 Training frames are made in memory once, at build time (a disk-backed base, such as
 ``twitch-periods``, is decoded then): ``F`` x the training images' bytes, 8 x 3 KB per 32
-px RGB image (about 100 MB for 4,000 training images of a period). Other
-``--stream-opt`` keys go to the base stream. Use it with ``--online``, which reads each
+px RGB image (about 100 MB for 4,000 training images of a period). Other ``--stream-opt``
+keys go to the base stream. A period trains on ``F`` times its base's images; for the
+base's number of steps, give it ``1 / F`` of the sources (``--max-images``, which samples
+the test split from fewer sources too). Use it with ``--online``, which reads each
 experience in arrival order; a shuffling loader would undo the correlation.
 
 Example (the study's correlated-frames stream; ``clssl drift`` prints the ``--periods``):

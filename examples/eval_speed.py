@@ -1,15 +1,16 @@
 """Cost of one all-classes evaluation, part by part: scikit-learn against torch probe, kNN.
 
 Builds the study's pair stream (cifar10 -> fashion-mnist -> digits at 16 px, 1,500 images
-per experience, examples/study/pair.sh) and a small ResNet, then times, side by side in one
+per experience, examples/study/pair.sh; ``--datasets`` picks others) and a small ResNet
+(random weights, or ``--backbone``), then times, side by side in one
 process (median of ``--repeats``), what :class:`~cl_ssl.evaluation.metrics.RepresentationMetrics`
 does after an experience under ``--eval-protocols all --knn-k 20``: feature extraction
 (capped training splits + test splits), kNN-20 (one bank chunk and 1,024-row bank chunks),
 the linear probe (scikit-learn, torch), k-means and the embedding health. Prints each
 part's seconds, its share of the evaluation, the torch/sklearn probe ratio, and both
-probes' accuracies. ``--backbone`` takes a trained model (default: random weights).
+probes' accuracies.
 
-    python examples/eval_speed.py --data ../shared/data/cifar10 --device cpu
+    OMP_NUM_THREADS=1 python examples/eval_speed.py --device cpu  # or cuda
 """
 
 from __future__ import annotations
@@ -47,14 +48,14 @@ def seconds(run: Callable[[], object], repeats: int) -> tuple[float, object]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data", type=Path, default=Path("../shared/data/cifar10"))
+    parser.add_argument("--datasets", default="cifar10=../shared/data/cifar10,fashion-mnist,digits")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--max-images", type=int, default=1500)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--backbone", type=Path, help="a backbone state_dict (default: random)")
     args = parser.parse_args()
     options = StreamOptions(
-        datasets=f"cifar10={args.data},fashion-mnist,digits",
+        datasets=args.datasets,
         image_size=16,
         max_images=args.max_images,
     )

@@ -83,13 +83,18 @@ class TorchProbe:
     classes: Tensor
 
     def logits(self, features: Tensor) -> Tensor:
-        """Class scores ``[M, C]`` (two classes: ``[M, 2]``, the first column 0)."""
-        z = ((features.to(self.mean) - self.mean) / self.scale) @ self.weight + self.bias
-        return F.pad(z, (1, 0)) if len(self.classes) == 2 else z
+        """Class scores ``[M, C]`` of raw ``features`` ``[M, F]``."""
+        return _logits((features.to(self.mean) - self.mean) / self.scale, self.weight, self.bias)
 
     def predict(self, features: Tensor) -> Tensor:
         """Predicted labels ``[M]``, on the probe's device (ties: the smaller label)."""
         return self.classes[self.logits(features).argmax(dim=1)]
+
+
+def _logits(x: Tensor, weight: Tensor, bias: Tensor) -> Tensor:
+    """``x W + b``; one weight column (two classes) scores ``[0, x w + b]``: binomial."""
+    z = x @ weight + bias
+    return F.pad(z, (1, 0)) if weight.shape[1] == 1 else z
 
 
 def probe_objective(probe: TorchProbe, features: Tensor, labels: Tensor, c: float) -> Tensor:
@@ -106,7 +111,7 @@ def fit_torch_probe(
 
     Starts from zero weights, so it is deterministic without a seed. Stops as scikit-learn
     does: after ``max_iter`` L-BFGS iterations, or when the largest gradient entry falls
-    under 1e-4 (its ``tol``); the history holds scipy's 10 pairs.
+    under 1e-4 (its ``tol``); scipy's history (10 pairs) and evaluation cap (15,000).
     """
     classes, targets = torch.unique(train_labels, return_inverse=True)
     if len(classes) < 2:
@@ -124,6 +129,7 @@ def fit_torch_probe(
     optimizer = torch.optim.LBFGS(
         [weight, bias],
         max_iter=max_iter,
+        max_eval=15_000,
         tolerance_grad=1e-4,
         tolerance_change=1e-10,
         history_size=10,
@@ -132,9 +138,7 @@ def fit_torch_probe(
 
     def closure() -> Tensor:
         optimizer.zero_grad()
-        z = x @ weight + bias
-        logits = F.pad(z, (1, 0)) if columns == 1 else z
-        loss = F.cross_entropy(logits, targets) + penalty * weight.pow(2).sum()
+        loss = F.cross_entropy(_logits(x, weight, bias), targets) + penalty * weight.pow(2).sum()
         loss.backward()
         return loss
 

@@ -54,8 +54,6 @@ UNKNOWN = "unknown"
 # the device changes speed, not results.
 FREE_TRAIN = ("seed", "device", "workers")  # they change no result
 FREE_EVALUATION = ("seed",)
-# Evaluation settings older runs do not record, as those runs had them.
-EVALUATION_BEFORE = {"probe_backend": "sklearn"}
 METHOD_SETTINGS = ("method", "method_options")  # free in a grid of methods, kept apart
 
 
@@ -396,8 +394,7 @@ def stream_settings(config: RunConfig) -> dict[str, Any]:
 def budget_settings(config: RunConfig, free_train: tuple[str, ...] = FREE_TRAIN) -> dict[str, Any]:
     """What defines the training and evaluation budget, all but the training seed."""
     train = {k: v for k, v in config.train.items() if k not in free_train}
-    evaluation = {**EVALUATION_BEFORE, **config.evaluation}
-    evaluation = {k: v for k, v in evaluation.items() if k not in FREE_EVALUATION}
+    evaluation = {k: v for k, v in config.evaluation.items() if k not in FREE_EVALUATION}
     return _plain({"train": train, "evaluation": evaluation, "eval_split": config.eval_split})
 
 

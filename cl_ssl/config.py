@@ -29,6 +29,7 @@ from cl_ssl.flags import (
 from cl_ssl.schedule import LRSchedule, ScheduleKind
 
 AugmentKind = Literal["batched", "lightly"]  # cl_ssl.augment's implementations
+ProbeBackend = Literal["auto", "sklearn", "torch"]  # cl_ssl.evaluation.linear_probe's solvers
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,12 @@ class EvalConfig:
     )
     linear_probe: bool = setting(
         True, help="Linear-probe accuracy (logistic regression on the training features)."
+    )
+    probe_backend: ProbeBackend = setting(
+        "auto",
+        help="Linear-probe solver: sklearn (scikit-learn, float64, CPU; the published "
+        "figures'), torch (the same problem, float32, on the model's device, where the "
+        "features and kNN then stay) or auto (torch on CUDA, sklearn on the CPU).",
     )
     kmeans: bool = setting(True, help="k-means NMI and ARI on the test split's features.")
     max_train_images: int | None = setting(

@@ -38,7 +38,7 @@ from cl_ssl.config import BenchConfig, ContinueConfig, EvalConfig, TrainConfig
 from cl_ssl.outputs import METRICS_FILE
 from cl_ssl.registry import streams
 from cl_ssl.results import StrategyResult
-from cl_ssl.run_config import run_directory, stream_options_from_dict
+from cl_ssl.run_config import recorded_evaluation, run_directory, stream_options_from_dict
 from cl_ssl.strategy import parse_spec
 from cl_ssl.strategy_run import StrategyRun, purge_step
 from cl_ssl.streams import StreamOptions
@@ -52,7 +52,8 @@ def checkpoint_bench_config(run: dict[str, Any]) -> BenchConfig:
             f"the checkpoint's stream options {sorted(ignored)} are unknown to this cl-ssl: "
             "continue with the version that wrote it"
         )
-    evaluation = {k: tuple(v) if isinstance(v, list) else v for k, v in run["evaluation"].items()}
+    recorded = recorded_evaluation(run["evaluation"])
+    evaluation = {k: tuple(v) if isinstance(v, list) else v for k, v in recorded.items()}
     return BenchConfig(
         stream=run["stream"],
         strategies=run["strategy"],

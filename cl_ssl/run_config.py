@@ -24,6 +24,13 @@ from typing import Any
 from cl_ssl.streams import StreamOptions
 
 CONFIG_FILES = ("config.json", "results.json")
+EVALUATION_BEFORE = {"probe_backend": "sklearn"}
+"""Evaluation settings runs did not record before they existed, as those runs had them."""
+
+
+def recorded_evaluation(values: dict[str, Any] | None) -> dict[str, Any]:
+    """A run's recorded evaluation settings, older runs' gaps filled (:data:`EVALUATION_BEFORE`)."""
+    return {**EVALUATION_BEFORE, **values} if values else {}
 
 
 @dataclass(frozen=True)
@@ -129,7 +136,7 @@ def load_run_config(directory_or_checkpoint: Path) -> RunConfig:
         stream=str(payload["stream"]),
         stream_options=options,
         train=dict(payload["train"]),
-        evaluation=dict(payload.get("evaluation") or {}),
+        evaluation=recorded_evaluation(payload.get("evaluation")),
         strategy=str(payload["strategy"]),
         strategy_options=dict(payload.get("strategy_options") or {}),
         split_seed=None if split_seed is None else int(split_seed),

@@ -43,6 +43,7 @@ from cl_ssl.augment import make_augment
 from cl_ssl.checkpoint import CheckpointInfo, save_checkpoint
 from cl_ssl.config import BenchConfig, TrainConfig
 from cl_ssl.data.files import ImageFileDataset
+from cl_ssl.evaluation.linear_probe import resolve_probe_backend
 from cl_ssl.evaluation.loss import loss_metrics
 from cl_ssl.evaluation.metrics import (
     EXPERIENCE_TAG,
@@ -152,9 +153,16 @@ def loader_options(workers: int | None, stream: SSLStream, device: torch.device)
     }
 
 
-def run_config(config: BenchConfig, stream: SSLStream, strategy: str) -> dict:
-    """Everything that defines one (strategy, seed) run, as JSON-ready values."""
+def run_config(
+    config: BenchConfig, stream: SSLStream, strategy: str, device: torch.device | None = None
+) -> dict:
+    """Everything that defines one (strategy, seed) run, as JSON-ready values.
+
+    The probe backend is recorded as resolved on ``device`` (``auto`` is no evaluation setup).
+    """
     names = set(strategy.split("+"))
+    evaluation = asdict(config.evaluation)
+    evaluation["probe_backend"] = resolve_probe_backend(config.evaluation.probe_backend, device)
     return {
         "strategy": strategy,
         "stream": config.stream,
@@ -162,7 +170,7 @@ def run_config(config: BenchConfig, stream: SSLStream, strategy: str) -> dict:
         "split_seed": config.stream_options.split_seed,
         "eval_split": stream.eval_split,
         "train": asdict(config.train),
-        "evaluation": asdict(config.evaluation),
+        "evaluation": evaluation,
         "strategy_options": {k: v for k, v in config.strategy_options.items() if k in names},
     }
 
@@ -203,7 +211,7 @@ class StrategyRun:
         self.main = distributed.is_main()  # evaluates and writes
         self.device = distributed.device_of(resolve_device(train.device))
         self.loader_options = loader_options(train.workers, stream, self.device)
-        self.run_config = run_config(config, stream, self.name)
+        self.run_config = run_config(config, stream, self.name, self.device)
         if self.main:
             directory.mkdir(parents=True, exist_ok=True)
             write_json(directory / "config.json", self.run_config, durable=True)

@@ -204,3 +204,17 @@ def test_learning_and_forgetting_reads_learned_and_drop_from_the_matrix(tmp_path
     assert float(cells[5]) == pytest.approx(0.35 / 3, abs=1e-3)
     assert cells[6] == "+0.080 +0.010"  # R[j][j] - R[2][j], earlier experiences only
     assert float(cells[7]) == pytest.approx(0.045, abs=1e-3)
+
+
+def test_eval_speed_times_every_part_of_an_evaluation_and_both_probes(monkeypatch, capsys):
+    import runpy
+
+    script = str(EXAMPLES / "eval_speed.py")
+    options = ["--datasets", "digits,digits", "--max-images", "300", "--repeats", "1"]
+    monkeypatch.setattr(sys, "argv", [script, *options])
+    runpy.run_path(script, run_name="__main__")
+    out = capsys.readouterr().out
+    rows = {line.split("|")[1].strip(): line for line in out.splitlines() if line.startswith("| ")}
+    assert {"features", "probe torch", "probe sklearn (CPU)", "k-means (CPU)"} <= set(rows)
+    accuracies = out.split("test accuracy sklearn ")[1].split(", torch ")
+    assert abs(float(accuracies[0]) - float(accuracies[1])) <= 0.005  # one problem, two solvers

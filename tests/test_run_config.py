@@ -88,3 +88,18 @@ def test_missing_and_corrupt_files_are_named(tmp_path):
     write_json(tmp_path / "config.json", [1, 2])
     with pytest.raises(ValueError, match="not a cl-ssl run config"):
         load_run_config(tmp_path)
+
+
+def test_runs_from_before_the_probe_backend_read_sklearn_as_they_were_probed(tmp_path):
+    from cl_ssl.periodic import checkpoint_bench_config
+
+    old = config_payload()
+    del old["evaluation"]["probe_backend"]
+    write_json(tmp_path / "old" / "config.json", old)
+    assert load_run_config(tmp_path / "old").evaluation["probe_backend"] == "sklearn"
+    # `clssl continue` of an old checkpoint on a GPU keeps its probe, not auto's torch.
+    assert checkpoint_bench_config(old).evaluation.probe_backend == "sklearn"
+    recorded = config_payload(evaluation={**asdict(EvalConfig()), "probe_backend": "torch"})
+    write_json(tmp_path / "new" / "config.json", recorded)
+    assert load_run_config(tmp_path / "new").evaluation["probe_backend"] == "torch"
+    assert checkpoint_bench_config(recorded).evaluation.probe_backend == "torch"

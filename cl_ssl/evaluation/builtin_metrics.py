@@ -21,7 +21,7 @@ from torch import Tensor
 from cl_ssl.evaluation.features import FeatureSet
 from cl_ssl.evaluation.health import dimension_std, effective_rank, uniformity
 from cl_ssl.evaluation.knn import knn_predict
-from cl_ssl.evaluation.linear_probe import fit_linear_probe
+from cl_ssl.evaluation.linear_probe import fit_linear_probe, fit_torch_probe, resolve_probe_backend
 from cl_ssl.evaluation.metric_registry import register_metric
 
 
@@ -56,11 +56,16 @@ def knn(train: FeatureSet, features: Tensor, config) -> dict[str, Tensor]:
     enabled=lambda config: config.linear_probe,
 )
 def linear(train: FeatureSet, features: Tensor, config) -> Tensor | None:
-    """Linear-probe top-1 accuracy (logistic regression on standardised features)."""
+    """Linear-probe top-1 accuracy (logistic regression on standardised features).
+
+    Solved by ``config.probe_backend``, ``auto`` read from where the features are.
+    """
     if len(set(train.labels.tolist())) < 2:
         return None  # one class: nothing to separate
-    probe = fit_linear_probe(train.features, train.labels)
-    return torch.as_tensor(probe.predict(features.numpy()))
+    if resolve_probe_backend(config.probe_backend, train.features.device) == "torch":
+        return fit_torch_probe(train.features, train.labels).predict(features)
+    probe = fit_linear_probe(train.features.cpu(), train.labels)
+    return torch.as_tensor(probe.predict(features.cpu().numpy()))
 
 
 @register_metric(

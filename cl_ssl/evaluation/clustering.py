@@ -30,7 +30,7 @@ def kmeans_clusters(features: Tensor, k: int, seed: int = 0) -> np.ndarray:
     """Cluster ids ``[N]`` of k-means (k clusters) on the L2-normalised ``features``."""
     if k < 2 or len(features) < k:
         raise ValueError(f"k-means needs at least two classes (k >= 2) and k images, got k={k}")
-    points = F.normalize(features.float(), dim=1).numpy()
+    points = F.normalize(features.float(), dim=1).cpu().numpy()
     return KMeans(n_clusters=k, n_init=10, random_state=seed).fit_predict(points)
 
 

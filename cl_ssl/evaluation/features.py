@@ -14,7 +14,7 @@ from cl_ssl.data.images import UNLABELED
 
 @dataclass
 class FeatureSet:
-    """Backbone features ``[N, F]`` (on the CPU) and their labels ``[N]``."""
+    """Backbone features ``[N, F]`` and their labels ``[N]``, on one device (the CPU by default)."""
 
     features: Tensor
     labels: Tensor
@@ -33,11 +33,12 @@ def extract_features(
     batch_size: int = 512,
     device: torch.device | str = "cpu",
     workers: int = 0,
+    keep: torch.device | str = "cpu",
 ) -> FeatureSet:
     """Features of every image of ``dataset`` through ``augment.eval_view`` (resize, normalise).
 
     The backbone runs in eval mode (BatchNorm uses its running statistics) and its mode is
-    restored afterwards.
+    restored afterwards. Features and labels are gathered on ``keep``.
 
     Example:
         >>> test = extract_features(model.backbone, augment, stream.experiences[0].test)
@@ -47,7 +48,7 @@ def extract_features(
     backbone.eval()
     chunks = []
     for images in image_batches(dataset, batch_size, workers):
-        chunks.append(backbone(augment.eval_view(images.to(device))).float().cpu())
+        chunks.append(backbone(augment.eval_view(images.to(device))).float().to(keep))
     backbone.train(was_training)
-    features = torch.cat(chunks) if chunks else torch.zeros(0, 0)
-    return FeatureSet(features, dataset.labels.clone())
+    features = torch.cat(chunks) if chunks else torch.zeros(0, 0, device=keep)
+    return FeatureSet(features, dataset.labels.clone().to(keep))

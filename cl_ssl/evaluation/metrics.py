@@ -57,6 +57,7 @@ from cl_ssl.config import EvalConfig
 from cl_ssl.evaluation import continual
 from cl_ssl.evaluation.clustering import kmeans_clusters
 from cl_ssl.evaluation.features import FeatureSet, extract_features
+from cl_ssl.evaluation.linear_probe import resolve_probe_backend
 from cl_ssl.evaluation.metric_registry import active, registered
 from cl_ssl.streams import ExperienceData, cap_images
 
@@ -110,9 +111,10 @@ def representation_scores(
     parts = [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
     parts.append(slice(0, int(bounds[-1])))
     scores = empty
-    truth = union.labels
+    truth = union.labels.cpu()
 
     def record(name: str, predicted: torch.Tensor) -> None:
+        predicted = predicted.cpu()  # M labels: the one copy off the device
         for part, row in zip(parts, scores, strict=True):
             if part.stop > part.start:
                 row[name] = float((predicted[part] == truth[part]).float().mean())
@@ -202,10 +204,14 @@ class RepresentationMetrics(PluginMetric[dict]):
             train = cap_images(data.train, self.config.max_train_images, self.config.seed)
             backbone, device = strategy.model.backbone, strategy.device
             batch = strategy.eval_mb_size
+            # The torch probe and kNN read features where the model made them (no copy).
+            torch_probe = resolve_probe_backend(self.config.probe_backend, device) == "torch"
+            keep = device if torch_probe else "cpu"
             pair = []
             for split in (train, data.test):
-                found = extract_features(backbone, self.augment, split, batch, device)
-                pair.append(FeatureSet(found.features, self._global(j, found.labels)))
+                found = extract_features(backbone, self.augment, split, batch, device, keep=keep)
+                labels = self._global(j, found.labels.cpu()).to(keep)
+                pair.append(FeatureSet(found.features, labels))
             self._cache[j] = (pair[0], pair[1])
         return self._cache[j]
 

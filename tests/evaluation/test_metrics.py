@@ -89,3 +89,12 @@ def test_feature_extraction_is_batched_no_grad_and_restores_the_mode(tiny_stream
     torch.testing.assert_close(one.features, whole, rtol=1e-4, atol=1e-5)
     assert torch.equal(one.labels, data.labels) and one.is_labeled
     assert np.isfinite(one.features.numpy()).all()
+
+
+def test_features_are_gathered_where_asked(tiny_stream, make_template):
+    """``keep``: the torch probe's features stay on the model's device (meta stands in)."""
+    strategy = make_template(tiny_stream)
+    data = tiny_stream.experiences[0].train
+    kept = extract_features(strategy.model.backbone, strategy.augment, data, 7, keep="meta")
+    assert kept.features.device.type == kept.labels.device.type == "meta"
+    assert kept.features.shape == (len(data), strategy.model.backbone.feature_dim)

@@ -59,3 +59,20 @@ def test_unlabeled_splits_get_no_scores():
     train = FeatureSet(torch.randn(6, 4), torch.full((6,), -1))
     scores = representation_scores(train, [clustered([0, 1])], EvalConfig())
     assert scores == [{}, {}]
+
+
+@pytest.mark.parametrize("backend", ["sklearn", "torch"])
+def test_the_probe_backend_picks_the_solver(backend, monkeypatch):
+    import cl_ssl.evaluation.builtin_metrics as builtin
+
+    used = []
+    for name in ("fit_linear_probe", "fit_torch_probe"):
+        fit = getattr(builtin, name)
+        spy = lambda *a, fit=fit, name=name: used.append(name) or fit(*a)  # noqa: E731
+        monkeypatch.setattr(builtin, name, spy)
+    train = clustered([0, 0, 1, 1, 2, 2, 3, 3] * 5)
+    tests = [clustered([0, 1, 0, 1], seed=1), clustered([3, 3, 3, 2], seed=2)]
+    tests[1].labels[:3] = 2
+    scores = representation_scores(train, tests, EvalConfig(knn_k=(), probe_backend=backend))
+    assert used == [f"fit_{'linear' if backend == 'sklearn' else 'torch'}_probe"]
+    assert scores[0]["Linear"] == 1.0 and scores[2]["Linear"] == pytest.approx(5 / 8)

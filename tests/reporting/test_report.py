@@ -332,3 +332,26 @@ def test_a_truncated_or_corrupt_metrics_csv_is_one_line_naming_the_file(tmp_path
     assert line.startswith(f"error: {csv} is truncated or corrupt: {reason}")
     assert line.endswith("; restore the file or rerun that run")
     assert not (tmp_path / "r").exists()
+
+
+def test_runs_probed_by_different_backends_are_refused_and_older_runs_read_sklearn(
+    tmp_path, two_seeds
+):
+    recorded = json.loads((two_seeds / "seed0" / "naive" / "seed0" / "config.json").read_text())
+    assert recorded["evaluation"]["probe_backend"] == "sklearn"  # auto, resolved on the CPU
+
+    def probed(name: str, seed: int, backend: str | None) -> Path:
+        directory = write_run(tmp_path / name, seed=seed)
+        for file in ("config.json", "results.json"):
+            payload = json.loads((directory / file).read_text())
+            del payload["evaluation"]["probe_backend"]  # None: a run from before the setting
+            if backend is not None:
+                payload["evaluation"]["probe_backend"] = backend
+            (directory / file).write_text(json.dumps(payload))
+        return tmp_path / name
+
+    old, sklearn = probed("old", 0, None), probed("sk", 1, "sklearn")
+    torch = probed("t", 2, "torch")
+    assert sorted(load_runs([old, sklearn]).timings["seed"]) == [0, 1]
+    with pytest.raises(ValueError, match="budgets: evaluation.probe_backend sklearn"):
+        load_runs([old, torch])

@@ -24,6 +24,7 @@ TensorBoard, checkpoints, results), and the others wait for it after every exper
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Iterable, Iterator
@@ -41,7 +42,7 @@ from cl_ssl import distributed
 from cl_ssl.atomic import unless_disk_full
 from cl_ssl.augment import make_augment
 from cl_ssl.checkpoint import CheckpointInfo, save_checkpoint
-from cl_ssl.config import BenchConfig, TrainConfig
+from cl_ssl.config import BenchConfig, EvalConfig, TrainConfig
 from cl_ssl.data.files import ImageFileDataset
 from cl_ssl.evaluation.linear_probe import resolve_probe_backend
 from cl_ssl.evaluation.loss import loss_metrics
@@ -64,6 +65,7 @@ from cl_ssl.registry import backbones
 from cl_ssl.reporting.tables import TIDY_COLUMNS
 from cl_ssl.reporting.tensorboard import ResumableTensorboardLogger, write_hparams, write_layout
 from cl_ssl.results import StrategyFailure, StrategyResult
+from cl_ssl.run_config import recorded_evaluation
 from cl_ssl.state import capture, restore
 from cl_ssl.strategy import build_plugins, run_name
 from cl_ssl.streams import SSLStream
@@ -175,6 +177,21 @@ def run_config(
     }
 
 
+def _kept_evaluation(config: BenchConfig, directory: Path, device: torch.device) -> EvalConfig:
+    """The evaluation setup with ``auto`` resolved; a resumed run keeps the one it started with.
+
+    ``--probe-backend auto`` resolves by device (torch on CUDA, scikit-learn on the CPU), so a
+    run resumed on another kind of machine would otherwise change its probe halfway through
+    its metrics; the backend recorded in its ``config.json`` wins.
+    """
+    backend = resolve_probe_backend(config.evaluation.probe_backend, device)
+    recorded = directory / "config.json"
+    if config.evaluation.probe_backend == "auto" and recorded.exists():
+        evaluation = recorded_evaluation(json.loads(recorded.read_text()).get("evaluation"))
+        backend = evaluation.get("probe_backend", backend)
+    return replace(config.evaluation, probe_backend=backend)
+
+
 def purge_step(state: dict) -> int:
     """The first TensorBoard step a run resumed from ``state`` logs again."""
     return int(state["clock"].get("train_iterations", 0)) + 1
@@ -210,6 +227,8 @@ class StrategyRun:
         train = config.train
         self.main = distributed.is_main()  # evaluates and writes
         self.device = distributed.device_of(resolve_device(train.device))
+        config = replace(config, evaluation=_kept_evaluation(config, directory, self.device))
+        self.config = config
         self.loader_options = loader_options(train.workers, stream, self.device)
         self.run_config = run_config(config, stream, self.name, self.device)
         if self.main:

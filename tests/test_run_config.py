@@ -4,6 +4,7 @@ from dataclasses import asdict, fields
 from pathlib import Path
 
 import pytest
+import torch
 
 from cl_ssl.config import EvalConfig, TrainConfig
 from cl_ssl.run_config import load_run_config, stream_options_from_dict
@@ -103,3 +104,24 @@ def test_runs_from_before_the_probe_backend_read_sklearn_as_they_were_probed(tmp
     write_json(tmp_path / "new" / "config.json", recorded)
     assert load_run_config(tmp_path / "new").evaluation["probe_backend"] == "torch"
     assert checkpoint_bench_config(recorded).evaluation.probe_backend == "torch"
+
+
+@pytest.mark.parametrize(
+    ("given", "recorded", "kept"),
+    [
+        ("auto", None, "sklearn"),  # a new run on the CPU: auto resolves to scikit-learn
+        ("auto", "torch", "torch"),  # started on a GPU, resumed on the CPU: keeps its probe
+        ("auto", "sklearn", "sklearn"),
+        ("torch", None, "torch"),  # an explicit backend is never overridden
+    ],
+)
+def test_a_resumed_run_keeps_the_probe_backend_it_started_with(tmp_path, given, recorded, kept):
+    from cl_ssl.config import BenchConfig, EvalConfig
+    from cl_ssl.strategy_run import _kept_evaluation
+
+    if recorded is not None:
+        (tmp_path / "config.json").write_text(
+            json.dumps({"evaluation": {"probe_backend": recorded}})
+        )
+    config = BenchConfig(stream="digits-periods", evaluation=EvalConfig(probe_backend=given))
+    assert _kept_evaluation(config, tmp_path, torch.device("cpu")).probe_backend == kept

@@ -95,7 +95,8 @@ def test_ray_tasks_give_the_inline_metrics_and_a_killed_one_reruns_to_them(
     inline = runner.invoke(app, ["bench", *TINY, *GRID, "--out", str(tmp_path), "--run", "inline"])
     assert inline.exit_code == 0, inline.output
     armed.touch()  # the first run to write a checkpoint loses its worker there
-    result = runner.invoke(app, ["bench", *TINY, *GRID, *RAY, "--out", str(tmp_path), "--run", "ray"])
+    args = ["bench", *TINY, *GRID, *RAY, "--out", str(tmp_path), "--run", "ray"]
+    result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert not armed.exists()  # a worker did die; Ray reran its run from the checkpoint
     for run in RUNS:  # every figure of every run, to the last digit
@@ -124,12 +125,12 @@ def test_evolve_individuals_as_ray_tasks_score_as_in_process(tmp_path, armed, on
     from cl_ssl.evolve.run import BenchFitness, load_settings
 
     args = ["evolve", "--rounds", "1", "--population", "2", "--tournament", "2", "--jobs", "2",
-            "--strategy", "lwf-ssl", *TINY, *RAY, "--out", str(tmp_path), "--run", "ev"]  # fmt: skip
+            "--strategy", "lwf-ssl", *TINY, *RAY, "--out", str(tmp_path), "--run", "e"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
-    history = pd.read_csv(tmp_path / "ev" / "history.csv")
+    history = pd.read_csv(tmp_path / "e" / "history.csv")
     assert list(history["id"]) == [0, 1, 2]
-    again = BenchFitness(load_settings(tmp_path / "ev"), tmp_path / "again")
+    again = BenchFitness(load_settings(tmp_path / "e"), tmp_path / "again")
     for _, row in history.iterrows():  # each individual's fitness, recomputed here
         weights = {"lwf-ssl.lambda": float(row["lwf-ssl.lambda"])}
         assert again(weights, int(row["id"])) == row["fitness"]

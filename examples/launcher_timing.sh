@@ -33,4 +33,4 @@ for name in inline local ray; do
          && echo "same" || echo "differs (other thread count)")
   printf '%-7s %7.1f s   naive/seed0 metrics.csv vs inline: %s\n' "$name" "${SECONDS_OF[$name]}" "$same"
 done
-printf 'Ray start and stop alone: %.1f s (cores: %s)\n' "$ray_start" "$(nproc)"
+printf 'Ray start and stop alone: %.1f s (cores: %s)\n' "$ray_start" "$("$PY" -c 'import os; print(len(os.sched_getaffinity(0)))')"

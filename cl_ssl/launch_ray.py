@@ -10,6 +10,8 @@ A task whose worker dies (killed, out of memory, its node lost) is rerun up to
 run's last checkpoint (:func:`cl_ssl.launch._work`). A run that fails (an exception, a
 non-finite loss) is not rerun: it is recorded (``failure.json``), as inline.
 
+The workers' output stays in Ray's session logs (``/tmp/ray/session_latest/logs`` on each
+node); each run's result or failure comes back to the bench, which prints the summary.
 Ray is an optional dependency (``pip install 'cl-ssl[ray]'``), imported only here.
 """
 
@@ -59,9 +61,10 @@ class RayPool:
                 else:
                     ray.init(address=config.address, log_to_driver=False)
             except ConnectionError as error:
+                why = str(error).rstrip(".")
                 raise ValueError(
-                    f"--address {config.address}: {error}: is the cluster up (`ray start "
-                    "--head` on its first node)?"
+                    f"--address {config.address}: {why}: is the cluster up (`ray start --head` "
+                    "on its first node)?"
                 ) from None
         gpus = config.gpus_per_run
         if gpus is None:  # as --launcher local: a GPU per run when there are GPUs

@@ -16,9 +16,10 @@ order come from ``--split-seed`` and stay fixed across training seeds, so the sp
 seeds is training variance. A grid of several methods (``--method simclr,byol``) puts each
 method's runs under ``<strategy>/<method>/seed<s>/`` and shows the method as a column.
 
-The runs go one after another in this process (``--launcher inline``), or each in a process
-of its own, ``--jobs`` at a time (``--launcher local``, :mod:`cl_ssl.launch`): the same
-per-run code (:func:`run_job`), directories, summary, failures and ``--resume`` either way.
+The runs go one after another in this process (``--launcher inline``), each in a process
+of its own, ``--jobs`` at a time (``--launcher local``, :mod:`cl_ssl.launch`), or each a
+task on a Ray cluster (``--launcher ray``, :mod:`cl_ssl.launch_ray`): the same per-run code
+(:func:`run_job`), directories, summary, failures and ``--resume`` every way.
 
 Never losing work:
 
@@ -48,6 +49,7 @@ from cl_ssl import distributed
 from cl_ssl.atomic import is_disk_full, unless_disk_full
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig
+from cl_ssl.launch import open_pool, run_grid
 from cl_ssl.methods import parse_method
 from cl_ssl.outputs import (
     BENCH_FILE,
@@ -142,11 +144,15 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     # Under torchrun every input check runs before the group starts: a refused bench exits
     # on every rank with rank 0's one line (cl_ssl.cli.bench), no rank left waiting.
     local_batch_size(config.train.batch_size, distributed.planned_world_size())
-    if config.launcher == "local" and distributed.launched():
+    if config.launcher != "inline" and distributed.launched():
         raise ValueError(
-            "--launcher local starts its own processes: run it without torchrun (or drop "
-            "--launcher under torchrun)"
+            f"--launcher {config.launcher} starts its own processes: run it without torchrun "
+            "(or drop --launcher under torchrun)"
         )
+    if config.launcher == "ray":
+        from cl_ssl.launch_ray import require_ray
+
+        require_ray()
     if resume:
         directory = Path(config.out) / str(config.run_name)
         if not (directory / BENCH_FILE).is_file():
@@ -160,20 +166,23 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
     # created on disk, so a refused bench leaves no empty run directory behind.
     stream = stream_factory(config.stream_options)
     distributed.setup(config.train.device)  # under torchrun: join the group
-    if not resume and distributed.is_main():
-        directory = make_run_directory(config.out, config.run_name, config.stream, config.overwrite)
-    # The name (a time stamp by default) is rank 0's; only rank 0 writes into it.
-    directory = distributed.broadcast_object(None if not distributed.is_main() else directory)
-    named = replace(config, out=directory.parent, run_name=directory.name)
-    if distributed.is_main():
-        write_json(directory / BENCH_FILE, bench_config_to_dict(named), durable=True)
-    grid = plan_grid(named, runs, directory)
-    if config.launcher == "local":
-        from cl_ssl.launch import run_local
-
-        outcomes = run_local(grid, resume, config.jobs, config.threads_per_job)
-    else:
-        outcomes = _run_inline(stream, grid, resume)
+    size = len(config.seeds) * len(config.methods) * len(runs)
+    # The pool first (a Ray cluster that cannot be reached is refused with nothing written).
+    with open_pool(config, min(config.jobs, size)) as pool:
+        if not resume and distributed.is_main():
+            directory = make_run_directory(
+                config.out, config.run_name, config.stream, config.overwrite
+            )
+        # The name (a time stamp by default) is rank 0's; only rank 0 writes into it.
+        directory = distributed.broadcast_object(None if not distributed.is_main() else directory)
+        named = replace(config, out=directory.parent, run_name=directory.name)
+        if distributed.is_main():
+            write_json(directory / BENCH_FILE, bench_config_to_dict(named), durable=True)
+        grid = plan_grid(named, runs, directory)
+        if pool is None:
+            outcomes = _run_inline(stream, grid, resume)
+        else:
+            outcomes = run_grid(grid, resume, pool)
     results = [o for o in outcomes if isinstance(o, StrategyResult)]
     failures = [o for o in outcomes if isinstance(o, StrategyFailure)]
     bench = BenchResult(directory, results, failures)

@@ -332,17 +332,40 @@ class BenchConfig:
     overwrite: bool = setting(
         False, help="Replace a --run directory that already holds results (else refuse)."
     )
-    launcher: Literal["inline", "local"] = setting(
+    launcher: Literal["inline", "local", "ray"] = setting(
         "inline",
-        help="inline (every run in this process, one after another) or local (each "
+        help="inline (every run in this process, one after another), local (each "
         "(method, strategy, seed) run in its own process, --jobs at a time, one GPU each "
-        "when GPUs are visible).",
+        "when GPUs are visible) or ray (each run a Ray task on a cluster: --address).",
     )
     jobs: int = setting(1, help="Runs at once with --launcher local.", check=at_least(1))
     threads_per_job: int | None = setting(
         None,
         help="Torch CPU threads of each --launcher local run (default: the cores / --jobs).",
         check=at_least(1),
+    )
+    address: str | None = setting(
+        None,
+        help="Ray cluster of --launcher ray: its head's HOST:PORT, or auto (RAY_ADDRESS, else "
+        "the cluster `ray start` started on this machine); default: a Ray instance of this "
+        "machine's cores, started for this bench.",
+    )
+    gpus_per_run: float | None = setting(
+        None,
+        help="GPUs of each --launcher ray run, e.g. 0.25: four runs share a GPU (default: 1 "
+        "when the cluster has GPUs and --device is not cpu, else 0).",
+        check=lambda v: None if v is None or 0 <= v <= 1 else f"must be in [0, 1], got {v}",
+    )
+    cpus_per_run: int | None = setting(
+        None,
+        help="CPUs (and torch threads) of each --launcher ray run (default: 1).",
+        check=at_least(1),
+    )
+    max_retries: int | None = setting(
+        None,
+        help="Times Ray reruns a --launcher ray run whose worker died (killed, a node lost), "
+        "from its last checkpoint; a run that fails is recorded, not rerun (default: 3).",
+        check=at_least(0),
     )
 
     def __post_init__(self) -> None:
@@ -353,6 +376,7 @@ class BenchConfig:
             raise ValueError(
                 f"--jobs {self.jobs} runs processes side by side: add --launcher local"
             )
+        check_launcher_flags(self)
         methods = self.methods
         if len(set(methods)) != len(methods):
             raise ValueError(f"--method repeats a method: {list(methods)}")
@@ -366,6 +390,25 @@ class BenchConfig:
     def seeds(self) -> tuple[int, ...]:
         """The training seeds to run, in order."""
         return self.training_seeds or (self.train.seed,)
+
+
+RAY_FLAGS = ("address", "gpus_per_run", "cpus_per_run", "max_retries")
+""":class:`BenchConfig` fields of ``--launcher ray`` alone (None: not given)."""
+
+
+def check_launcher_flags(config: BenchConfig) -> None:
+    """Each launcher's flags only with that launcher: a flag that would do nothing is refused."""
+    if config.launcher != "ray":
+        for name in RAY_FLAGS:
+            if getattr(config, name) is not None:
+                flag = "--" + name.replace("_", "-")
+                raise ValueError(f"{flag} sets how Ray runs the runs: add --launcher ray")
+    elif config.jobs > 1 or config.threads_per_job is not None:
+        raise ValueError(
+            "--jobs and --threads-per-job are --launcher local's: with --launcher ray the "
+            "cluster runs as many runs at once as its CPUs and GPUs hold (--cpus-per-run, "
+            "--gpus-per-run)"
+        )
 
 
 @dataclass(frozen=True)

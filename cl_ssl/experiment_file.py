@@ -204,7 +204,10 @@ def bench_config(
     return build(BenchConfig, tree)
 
 
-HOW_TO_RUN = ("progress", "launcher", "jobs", "threads_per_job")
+HOW_TO_RUN = (
+    "progress", "launcher", "jobs", "threads_per_job",
+    "address", "gpus_per_run", "cpus_per_run", "max_retries",
+)  # fmt: skip
 """Bench settings a resumed run may change: how the runs are run, not what they compute."""
 
 
@@ -231,8 +234,11 @@ def resume_config(directory: Path, given: Mapping[str, Any], progress: bool) -> 
             "bench.json decides) or start a new run"
         )
     how = {path: given[path] for path in HOW_TO_RUN if path in given}
-    if how.get("launcher") == "inline" and "jobs" not in how:
-        how["jobs"] = 1  # the run's --jobs was its local launcher's
+    if how.get("launcher", stored.launcher) != stored.launcher:
+        # Another launcher: the run's --jobs, --cpus-per-run, ... were the old launcher's.
+        defaults = {f.name: f.default for f in dataclasses.fields(BenchConfig)}
+        for path in HOW_TO_RUN[2:]:
+            how.setdefault(path, defaults[path])
     return dataclasses.replace(stored, **{"progress": progress, **how})
 
 

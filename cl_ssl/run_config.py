@@ -240,4 +240,8 @@ def bench_config_from_dict(payload: dict[str, Any], out: Path, run_name: str | N
         launcher=payload.get("launcher", "inline"),
         jobs=int(payload.get("jobs", 1)),
         threads_per_job=payload.get("threads_per_job"),
+        address=payload.get("address"),
+        gpus_per_run=payload.get("gpus_per_run"),
+        cpus_per_run=payload.get("cpus_per_run"),
+        max_retries=payload.get("max_retries"),
     )

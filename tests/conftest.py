@@ -27,6 +27,7 @@ from cl_ssl.streams import StreamOptions
 LONGEST_FIRST = (
     "test_resume.py::test_a_bench_killed",
     "test_launch.py",
+    "test_launch_ray.py",
     "test_distributed.py",
     "evolve/test_run.py",
     "test_disk_full.py",

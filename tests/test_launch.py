@@ -1,4 +1,7 @@
-"""``clssl bench --launcher local --jobs N``: the inline bench's results, runs side by side."""
+"""``clssl bench --launcher local --jobs N``: the inline bench's results, runs side by side.
+
+``--launcher ray``: tests/test_launch_ray.py.
+"""
 
 from __future__ import annotations
 
@@ -141,8 +144,34 @@ def test_jobs_need_the_local_launcher_and_resume_may_change_how_runs_run():
         BenchConfig(stream="digits-periods", jobs=2)
     with pytest.raises(ValueError, match="--jobs must be at least 1"):
         BenchConfig(stream="digits-periods", launcher="local", jobs=0)
-    result = CliRunner().invoke(app, ["bench", *TINY, "--launcher", "ray"])
-    assert result.exit_code == 2 and "unknown launcher 'ray'" in result.output
+    result = CliRunner().invoke(app, ["bench", *TINY, "--launcher", "slurm"])
+    assert result.exit_code == 2 and "unknown launcher 'slurm'" in result.output
+
+
+@pytest.mark.parametrize(
+    ("flags", "message"),
+    [
+        (["--gpus-per-run", "0.5"], "--gpus-per-run sets how Ray runs the runs: add --launcher"),
+        (["--launcher", "local", "--address", "auto"], "--address sets how Ray runs the runs"),
+        (["--launcher", "ray", "--jobs", "2"], "--jobs and --threads-per-job are --launcher"),
+        (["--launcher", "ray", "--gpus-per-run", "2"], "--gpus-per-run must be in [0, 1], got 2.0"),
+        (["--launcher", "ray", "--max-retries", "-1"], "--max-retries must be at least 0, got -1"),
+    ],
+)
+def test_a_launcher_flag_without_its_launcher_is_one_line(tmp_path, flags, message):
+    result = CliRunner().invoke(app, ["bench", *TINY, *flags, "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    (line,) = result.output.strip().splitlines()
+    assert line.startswith(f"error: {message}")
+    assert not any(tmp_path.iterdir())
+
+
+def test_without_ray_the_ray_launcher_names_the_extra_before_any_run(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    result = CliRunner().invoke(app, ["bench", *TINY, "--launcher", "ray", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert result.output.strip() == "error: --launcher ray needs Ray: pip install 'cl-ssl[ray]'"
+    assert not any(tmp_path.iterdir())
 
 
 def test_resume_takes_the_launcher_from_the_command_line(tmp_path):
@@ -158,12 +187,20 @@ def test_resume_takes_the_launcher_from_the_command_line(tmp_path):
     assert resume_config(tmp_path / "r", {}, False).jobs == 4  # as it ran
     again = resume_config(tmp_path / "r", {"launcher": "inline"}, False)
     assert (again.launcher, again.jobs) == ("inline", 1)
+    on_ray = resume_config(tmp_path / "r", {"launcher": "ray", "gpus_per_run": 0.5}, False)
+    assert (on_ray.jobs, on_ray.threads_per_job, on_ray.gpus_per_run) == (1, None, 0.5)
+    same = resume_config(tmp_path / "r", {"launcher": "local"}, False)
+    assert same.jobs == 4  # the same launcher keeps its flags
     with pytest.raises(ValueError, match="--epochs gives train.epochs=3"):
         resume_config(tmp_path / "r", {"train.epochs": 3, "jobs": 2}, False)
 
 
 def test_each_job_gets_one_of_the_visible_gpus(monkeypatch):
+    import queue
+
     import torch
+
+    from cl_ssl.launch import _start
 
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
@@ -173,6 +210,19 @@ def test_each_job_gets_one_of_the_visible_gpus(monkeypatch):
     assert visible_gpus("cuda") == ["0", "1"]
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 0)
     assert visible_gpus("auto") == []
+    # A starting worker takes the next id and sees that GPU only, as cuda:0; None (no GPU
+    # for it) keeps the parent's view.
+    slots = queue.Queue()
+    for device in ("5", None):
+        slots.put(device)
+    threads = torch.get_num_threads()
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    monkeypatch.setenv("OMP_NUM_THREADS", str(threads))
+    _start(threads, slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    _start(threads, slots)
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3,5"
 
 
 def test_train_config_keeps_one_method_per_run():

@@ -32,9 +32,9 @@ import math
 import shlex
 import shutil
 import time
-from concurrent.futures.process import BrokenProcessPool
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cl_ssl.atomic import write_text
 from cl_ssl.config import BenchConfig, EvalConfig
@@ -42,6 +42,11 @@ from cl_ssl.evolve.outputs import log_tensorboard, plot_weight_heatmap, write_hi
 from cl_ssl.evolve.search import Bounds, EvolutionarySearch, EvolveConfig, Individual, WeightSpace
 from cl_ssl.evolve.space import weight_space
 from cl_ssl.flags import setting
+from cl_ssl.launch import TaskLost, open_pool
+
+if TYPE_CHECKING:
+    from cl_ssl.launch import LocalPool
+    from cl_ssl.launch_ray import RayPool
 
 FITNESS = ("nmi", "knn", "knn-stable")
 SETTINGS_FILE, STATE_FILE = "evolve.json", "state.json"
@@ -259,6 +264,10 @@ def run_evolve(
     else:
         if settings is None:
             raise ValueError("pass settings or resume")
+        if settings.bench.launcher == "ray":  # refused before the directory is made
+            from cl_ssl.launch_ray import require_ray
+
+            require_ray()
         directory = evolve_directory(settings)
         save_settings(settings, directory)
     fitness = BenchFitness(settings, directory)
@@ -269,114 +278,77 @@ def run_evolve(
         if on_individual is not None:
             on_individual(individual)
 
-    pool = ProcessPool(settings, directory) if settings.search.jobs > 1 else None
-    kwargs = {"on_individual": after, "evaluate_batch": pool}
-    try:
+    with open_pool(launcher_bench(settings), settings.search.jobs) as pool:
+        evaluate_batch = None if pool is None else PooledFitness(pool, settings, directory)
+        kwargs = {"on_individual": after, "evaluate_batch": evaluate_batch}
         if state.exists():
             search = EvolutionarySearch.resume(state, fitness, settings.search, **kwargs)
         else:
             space = WeightSpace(settings.ranges)
             search = EvolutionarySearch(space, settings.search, fitness, **kwargs)
         search.run(state_path=state)
-    finally:
-        if pool is not None:
-            pool.close()
     write_outputs(settings, directory, search)
     return directory, search
 
 
+def launcher_bench(settings: EvolveSettings) -> BenchConfig:
+    """The bench whose launcher evaluates the individuals: its ``--launcher`` and flags.
+
+    ``--jobs`` > 1 without ``--launcher`` keeps its meaning from before there were
+    launchers: local processes.
+    """
+    bench = settings.bench
+    if bench.launcher == "inline" and settings.search.jobs > 1:
+        return replace(bench, launcher="local")
+    return bench
+
+
 class WorkerDied(RuntimeError):
-    """A worker process of :class:`ProcessPool` died (killed, out of memory)."""
+    """A process evaluating an individual died (killed, out of memory)."""
 
 
-class ProcessPool:
-    """``evaluate_batch`` for ``jobs`` > 1: one process per individual of a batch.
+class PooledFitness:
+    """``evaluate_batch``: each individual of a batch one task of a launcher's pool.
 
-    Workers are spawned (no forked torch state), each keeps its own :class:`BenchFitness`
-    (so its stream is built once) and gets ``cores // jobs`` torch threads, so J workers
-    never oversubscribe the cores. On a machine with GPUs (``--device auto`` or ``cuda``)
-    worker j sees only GPU ``j mod G`` of the G visible ones (:func:`worker_devices`), so
-    ``--jobs 8`` on 8 GPUs trains one individual per GPU.
+    The pool is ``--launcher local`` (``--jobs`` spawned processes, each with cores/jobs
+    torch threads or ``--threads-per-job``, and one of the visible GPUs) or ``--launcher
+    ray`` (a Ray task each, ``--cpus-per-run``, ``--gpus-per-run``): see
+    :mod:`cl_ssl.launch`. A worker keeps its :class:`BenchFitness`, so its stream is built
+    once. Results come back by position: the finishing order never matters.
     """
 
-    def __init__(
-        self, settings: EvolveSettings, directory: Path, devices: list[str | None] | None = None
-    ) -> None:
-        import multiprocessing
-        import os
-        from concurrent.futures import ProcessPoolExecutor
-
-        jobs = settings.search.jobs
-        threads = max(1, (os.cpu_count() or 1) // jobs)
-        context = multiprocessing.get_context("spawn")
-        # Each worker takes one slot as it starts: workers live as long as the pool.
-        self.slots = context.Queue()
-        for device in devices if devices is not None else worker_devices(jobs, settings):
-            self.slots.put(device)
-        self.executor = ProcessPoolExecutor(
-            jobs,
-            mp_context=context,
-            initializer=_start_worker,
-            initargs=(settings, directory, threads, self.slots),
-        )
+    def __init__(self, pool: LocalPool | RayPool, settings: EvolveSettings, directory: Path):
+        self.pool, self.settings, self.directory = pool, settings, directory
 
     def __call__(self, batch: list[tuple[dict[str, float], int]]) -> list[float | BaseException]:
-        futures = [self.executor.submit(_evaluate, w, i) for w, i in batch]
+        tasks = [
+            self.pool.submit(_evaluate, self.settings, self.directory, weights, individual)
+            for weights, individual in batch
+        ]
         results: list[float | BaseException] = []
-        for future in futures:  # positionally: the finishing order never matters
-            error = future.exception()
-            if isinstance(error, BrokenProcessPool):  # every later batch would fail too
+        for task in tasks:
+            try:
+                results.append(self.pool.result(task))
+            except TaskLost as lost:  # a local pool is broken: every later batch would fail
                 raise WorkerDied(
-                    f"an evolve worker process died ({error}): out of memory? Finish with "
+                    f"an evolve worker process died ({lost}): out of memory? Finish with "
                     "`clssl evolve --resume DIR` (finished individuals are kept)"
-                ) from error
-            results.append(error if error is not None else future.result())
+                ) from lost
+            except Exception as error:
+                results.append(error)
         return results
 
-    def close(self) -> None:
-        """Stop the workers (a cut-short batch's individuals are re-run on resume)."""
-        self.executor.shutdown(wait=True, cancel_futures=True)
+
+_FITNESS: dict[Path, BenchFitness] = {}  # per worker process: one per evolve directory
 
 
-def worker_devices(jobs: int, settings: EvolveSettings) -> list[str | None]:
-    """The GPU each of ``jobs`` workers sees (round robin over the visible ones), or None.
-
-    None (keep the parent's view) on CPU runs (``--device cpu``) and machines without GPUs.
-    """
-    import os
-
-    if settings.bench.train.device == "cpu":
-        return [None] * jobs
-    visible = os.environ.get("CUDA_VISIBLE_DEVICES")
-    if visible is not None:
-        gpus = [v.strip() for v in visible.split(",") if v.strip()]
-    else:
-        import torch
-
-        gpus = [str(i) for i in range(torch.cuda.device_count())]
-    return [gpus[j % len(gpus)] if gpus else None for j in range(jobs)]
-
-
-_WORKER: BenchFitness | None = None
-
-
-def _start_worker(settings: EvolveSettings, directory: Path, threads: int, slots) -> None:
-    import os
-
-    device = slots.get()
-    if device is not None:  # before CUDA starts in this process: cuda:0 is that GPU
-        os.environ["CUDA_VISIBLE_DEVICES"] = device
-    import torch
-
-    global _WORKER
-    torch.set_num_threads(threads)
-    _WORKER = BenchFitness(settings, directory)
-
-
-def _evaluate(weights: dict[str, float], individual: int) -> float:
-    if _WORKER is None:
-        raise RuntimeError("the evolve worker was not initialised")
-    return _WORKER(weights, individual)
+def _evaluate(
+    settings: EvolveSettings, directory: Path, weights: dict[str, float], individual: int
+) -> float:
+    """One individual's fitness, in a worker."""
+    if directory not in _FITNESS:
+        _FITNESS[directory] = BenchFitness(settings, directory)
+    return _FITNESS[directory](weights, individual)
 
 
 def write_outputs(settings: EvolveSettings, directory: Path, search: EvolutionarySearch) -> None:

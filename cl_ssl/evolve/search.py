@@ -230,7 +230,8 @@ class EvolveConfig:
     seed: int = setting(0, help="Seed of the search.", flags="--evolve-seed")
     jobs: int = setting(
         1,
-        help="Individuals evaluated at once, one process each (cores/jobs threads); 1 is the "
+        help="Individuals evaluated at once, each a task of --launcher local (one process "
+        "each, cores/jobs threads; the launcher when --jobs > 1 names none) or ray; 1 is the "
         "sequential steady-state search.",
     )
 

@@ -1,7 +1,6 @@
 """clssl evolve end to end: weight spaces of the registry, validation-only fitness, resume."""
 
 import json
-import os
 import shlex
 from dataclasses import fields, replace
 
@@ -247,40 +246,30 @@ def test_parallel_individuals_score_as_they_would_in_process(tmp_path):
     from cl_ssl.evolve.run import BenchFitness
 
     args = ["evolve", "--rounds", "1", "--population", "2", "--tournament", "2", "--jobs", "2",
-            "--strategy", "lwf-ssl", *TINY, "--out", str(tmp_path), "--run", "par"]  # fmt: skip
+            "--launcher", "local", "--threads-per-job", "1", "--strategy", "lwf-ssl", *TINY,
+            "--out", str(tmp_path), "--run", "par"]  # fmt: skip
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     history = pd.read_csv(tmp_path / "par" / "history.csv")
     assert list(history["id"]) == [0, 1, 2]
-    settings = load_settings(tmp_path / "par")
-    again = BenchFitness(settings, tmp_path / "again")
-    first = history.iloc[0]
-    assert again({"lwf-ssl.lambda": float(first["lwf-ssl.lambda"])}, 0) == first["fitness"]
+    again = BenchFitness(load_settings(tmp_path / "par"), tmp_path / "again")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # as each worker computes
+    try:
+        for _, row in history.iterrows():  # the sequential scores, individual by individual
+            weights = {"lwf-ssl.lambda": float(row["lwf-ssl.lambda"])}
+            assert again(weights, int(row["id"])) == row["fitness"]
+    finally:
+        torch.set_num_threads(threads)
 
 
-def test_each_worker_sees_its_own_gpu(tmp_path, monkeypatch):
-    import queue
-
+def test_jobs_without_a_launcher_still_mean_local_processes():
     from cl_ssl.config import BenchConfig, StreamOptions
-    from cl_ssl.evolve import run as evolve_run
+    from cl_ssl.evolve.run import launcher_bench, make_settings
     from cl_ssl.evolve.search import EvolveConfig
 
     bench = BenchConfig("digits-periods", "lwf-ssl", stream_options=StreamOptions(val_fraction=0.2))
-    settings = evolve_run.make_settings(bench, [], EvolveConfig(jobs=2))
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    assert evolve_run.worker_devices(5, settings) == ["3", "5", "3", "5", "3"]
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "")  # GPUs hidden: workers keep the CPU
-    assert evolve_run.worker_devices(2, settings) == [None, None]
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    on_cpu = replace(bench, train=replace(bench.train, device="cpu"))
-    assert evolve_run.worker_devices(2, replace(settings, bench=on_cpu)) == [None, None]
-    # A starting worker takes the next slot and sees that GPU only, as cuda:0.
-    slots = queue.Queue()
-    for device in ("5", None):
-        slots.put(device)
-    threads = torch.get_num_threads()
-    evolve_run._start_worker(settings, tmp_path, threads, slots)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
-    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
-    evolve_run._start_worker(settings, tmp_path, threads, slots)
-    assert os.environ["CUDA_VISIBLE_DEVICES"] == "3,5"  # None: the parent's view, unchanged
+    assert launcher_bench(make_settings(bench, [], EvolveConfig(jobs=2))).launcher == "local"
+    assert launcher_bench(make_settings(bench, [], EvolveConfig(jobs=1))).launcher == "inline"
+    on_ray = replace(bench, launcher="ray")
+    assert launcher_bench(make_settings(on_ray, [], EvolveConfig(jobs=2))).launcher == "ray"

@@ -71,3 +71,11 @@ def test_a_failing_step_is_reported_and_the_others_still_run(tmp_path):
     bench = next(s for s in report["steps"] if s["step"] == "bench")
     assert "gpu_data.py" in bench["note"]
     assert "FAILED: bench" in (out / "report.md").read_text()
+
+
+def test_steps_past_the_budget_fail_without_starting(tmp_path):
+    result, out = check(tmp_path, tmp_path / "absent.npz", "--only", "environment", "--budget", "5")
+    assert result.returncode == 1
+    report = json.loads((out / "report.json").read_text())
+    environment = next(s for s in report["steps"] if s["step"] == "environment")
+    assert environment["status"] == "failed" and "--budget of 5 s" in environment["note"]

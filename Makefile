@@ -11,7 +11,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TCMALLOC := $(shell ldconfig -p 2>/dev/null | awk '/libtcmalloc_minimal\.so\.4 /{print $$NF; exit}')
 PRELOAD := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 
-.PHONY: setup demo test lint docs bench-speed check-results clean
+.PHONY: setup demo test lint docs bench-speed gpu-check check-results clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -48,6 +48,11 @@ docs: $(STAMP)
 # cl-ssl's strategies on the same model and data (docs/performance.md); ~6 min (estimated) idle.
 bench-speed: $(STAMP)
 	$(PRELOAD) $(BIN)/python -m cl_ssl.speed --out runs/speed.json
+
+# The prepared GPU check (docs/performance.md#on-a-gpu): speed table, a short bench and its
+# torchrun twin, eval vs train cost, into runs/gpu-check/report.md; ~8 min on one GPU.
+gpu-check: $(STAMP)
+	GPU_CHECK_PYTHON=$(BIN)/python bash examples/gpu_check.sh
 
 clean:
 	rm -rf $(VENV) runs .pytest_cache

@@ -1,7 +1,8 @@
 """``cifar10-split``: CIFAR-10 in five tasks of two classes (airplane+automobile, ...).
 
 Reads ``--data-root`` in ImageFolder layout (``ROOT/{train,test}/<class>/*.jpg``, e.g.
-``../shared/data/cifar10``) and uses CIFAR-10's own test split for each task. The classes
+``../shared/data/cifar10``), or a packed sample (``--data-root gpu-carry/cifar10-small.npz``,
+written by ``examples/gpu_data.py``), and uses CIFAR-10's own test split for each task. The classes
 keep their sorted-folder order, the usual order of Split CIFAR-10. ``--max-images`` caps
 each task's training images (its test set gets a ninth of the cap; both drawn by
 ``--split-seed``) for CPU runs.

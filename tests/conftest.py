@@ -33,6 +33,7 @@ LONGEST_FIRST = (
     "test_disk_full.py",
     "test_periodic.py",
     "test_fault_injection.py",
+    "test_gpu_check.py",
 )
 
 

@@ -55,6 +55,9 @@ def test_tiny_run_times_a_loop_and_a_strategy_on_experience_1_each_in_its_own_pr
         assert math.isfinite(row["images_per_s"]) and row["images_per_s"] > 0
         assert row["images_per_step"] == 16
         assert row["peak_rss_mb"] > 0 and row["threads"] == 1
+        assert row["peak_gpu_mb"] is None  # CPU: the column stays empty
+    # The strategy's warm-up holds experience 0's training too, so it outlasts the loop's.
+    assert 0 < loop["warmup_s"] < lwf["warmup_s"]
     # Isolation: two fresh processes; the loop never imported Avalanche, the strategy did.
     assert len({loop["pid"], lwf["pid"], os.getpid()}) == 3
     assert not loop["imported_avalanche"] and lwf["imported_avalanche"]
@@ -102,6 +105,23 @@ def test_stopwatch_windows_count_images_after_warmup(monkeypatch):
     assert result["images_per_step"] == 15.0
     with pytest.raises(RuntimeError, match="finished"):
         watch.tick(1)
+
+
+def test_warmup_seconds_run_from_begin_to_the_first_window(monkeypatch):
+    clock = iter([7.0, 10.0, 12.0])  # begin at 7, warm-up ends at 10, one 2 s window
+    monkeypatch.setattr("cl_ssl.speed.timing.time.perf_counter", lambda: next(clock))
+    watch = Stopwatch(warmup=1, windows=1, steps=1)
+    watch.begin()
+    assert not watch.tick(5) and watch.tick(5)
+    assert watch.result()["warmup_s"] == 3.0
+    assert Stopwatch(1, 1, 1).begun is None  # a row that never calls begin reports None
+
+
+def test_compile_reaches_the_strategy_rows_train_config():
+    from cl_ssl.speed.strategy_rows import train_config
+
+    assert train_config(SpeedConfig(**TINY, compile=True)).compile
+    assert not train_config(SpeedConfig(**TINY)).compile
 
 
 def test_peak_rss_of_a_child_is_its_own_not_its_launchers():

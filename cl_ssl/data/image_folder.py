@@ -15,6 +15,7 @@ from cl_ssl.data.files import (
     check_files,
 )
 from cl_ssl.data.images import UNLABELED
+from cl_ssl.data.npz import is_npz, load_npz
 from cl_ssl.registry import register_dataset
 
 _SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
@@ -133,7 +134,12 @@ def load_image_folder(
 
 @register_dataset("cifar10")
 def load_cifar10(root: Path | None) -> LoadedDataset:
-    """CIFAR-10 as JPEGs in ImageFolder layout: ``root/{train,test}/<class>/*.jpg``."""
+    """CIFAR-10 as JPEGs in ImageFolder layout: ``root/{train,test}/<class>/*.jpg``.
+
+    A ``.npz`` file instead of a folder is a packed sample (:mod:`cl_ssl.data.npz`).
+    """
+    if is_npz(root):
+        return load_npz(root)
     if root is None:
         raise FileNotFoundError(
             "CIFAR-10 needs --data-root: a folder with train/ and test/ in ImageFolder layout "

@@ -11,17 +11,20 @@ from cl_ssl.data.datasets import LoadedDataset
 from cl_ssl.data.files import ImageDataset, ImageFileDataset
 from cl_ssl.data.image_folder import load_image_folder
 from cl_ssl.data.images import ImageTensorDataset
+from cl_ssl.data.npz import is_npz, load_npz
 from cl_ssl.registry import datasets
 
 
 def load_dataset(name: str, root: Path | None = None) -> LoadedDataset:
-    """Registry dataset ``name`` (read from ``root``) or an ImageFolder at path ``name``.
+    """Registry dataset ``name`` (read from ``root``), a packed ``.npz`` file or an ImageFolder.
 
     A folder with ``train/`` and ``test/`` sub-folders gives both splits; any other folder
     is one training split of ``<class>/*.jpg``.
     """
     if name in datasets:
         return datasets.get(name)(root)
+    if is_npz(name):
+        return load_npz(name)
     folder = Path(name)
     if folder.is_dir():
         if (folder / "train").is_dir() and (folder / "test").is_dir():

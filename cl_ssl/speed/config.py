@@ -124,6 +124,12 @@ class SpeedConfig:
         cli_type=str | None,
         check=switch,
     )
+    compile: bool = setting(
+        False,
+        help="torch.compile the backbone of step and the strategy rows (as --compile does in "
+        "a bench); compilation falls in the warm-up, reported apart as warm-up s.",
+        check=lambda v: None if isinstance(v, bool) else f"must be on or off, got {v!r}",
+    )
     strategy_options: dict[str, dict[str, str]] = setting(
         help="Strategy option STRATEGY.KEY=VALUE (repeatable), e.g. replay.mode=double.",
         flags="--opt",

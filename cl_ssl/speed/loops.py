@@ -93,6 +93,7 @@ def loop_lightly(config: SpeedConfig, source: DataSource, device, watch: Stopwat
     model = lightly_model(config).to(device)
     criterion = NTXentLoss(temperature=TEMPERATURE)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    watch.begin()
     for (x0, x1), _ in loader(config, data, workers, device):
         x0, x1 = x0.to(device, non_blocking=True), x1.to(device, non_blocking=True)
         with autocast(config, device):
@@ -122,6 +123,7 @@ def loop_batched(config: SpeedConfig, source: DataSource, device, watch: Stopwat
     model = lightly_model(config).to(device)
     criterion = NTXentLoss(temperature=TEMPERATURE)
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    watch.begin()
     for images, _ in loader(config, data, workers, device):
         views = augment(images.to(device, non_blocking=True))  # [B, 2, 3, S, S]
         with autocast(config, device):
@@ -142,6 +144,7 @@ def data_pipeline(
     workers = config.cl_ssl_workers(storage)
     data = source.dataset(watch.total * config.batch_size, storage)
     augment = batched_augment(config, device)
+    watch.begin()
     for images, _ in loader(config, data, workers, device):
         augment(images.to(device, non_blocking=True))
         if watch.tick(images.shape[0]):
@@ -161,7 +164,10 @@ def model_step(config: SpeedConfig, source: DataSource, device, watch: Stopwatch
 
         model.to(memory_format=torch.channels_last)
         views = views_channels_last(views)
+    if config.compile:  # as cl_ssl.strategy_run.build_model does for --compile
+        model.backbone.compile()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    watch.begin()
     while True:
         with autocast(config, device):
             loss = method(model(views), views)

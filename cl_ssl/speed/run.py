@@ -30,6 +30,7 @@ from cl_ssl.speed.timing import (
     children_private_mb,
     device_name,
     device_sync,
+    peak_gpu_mb,
     peak_rss_mb,
     resolve_device,
 )
@@ -66,6 +67,7 @@ def run_row(name: str, config: SpeedConfig) -> dict:
         **watch.result(),
         **extra,
         "peak_rss_mb": peak_rss_mb(),
+        "peak_gpu_mb": peak_gpu_mb(device),
         "workers_private_mb": workers_mb[0] if workers_mb else None,
         "threads": torch.get_num_threads(),
         "device": device_name(device),

@@ -74,6 +74,7 @@ def train_config(config: SpeedConfig):
         workers=config.workers,
         precision=config.precision,
         channels_last=config.channels_last,
+        compile=config.compile,
     )
 
 
@@ -110,6 +111,7 @@ def strategy_row(
         train_stream = stream.benchmark.train_stream
         # As StrategyRun.train calls it: no evaluation stream, the run's loader options.
         options = run.loader_options
+        watch.begin()  # warm-up s: experience 0 (compilation) and experience 1's warm-up
         run.strategy.train(train_stream[0], eval_streams=[], **options)
         timer.active = True
         try:

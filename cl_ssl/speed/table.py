@@ -42,6 +42,8 @@ COLUMNS = [
     "image time vs naive",
     "vs step",
     "peak RSS MB",
+    "peak GPU MB",
+    "warm-up s",
     "workers",
     "note",
 ]
@@ -82,6 +84,7 @@ def machine_header(config: SpeedConfig) -> dict:
             f"experience 1 after {config.first_experience_steps} steps of experience 0"
         ),
         "channels_last": "auto" if config.channels_last is None else config.channels_last,
+        "compile": config.compile,
         "loader workers": (
             config.workers
             if config.workers is not None
@@ -120,6 +123,8 @@ def speed_table(rows: list[dict]) -> pd.DataFrame:
                 "image time vs naive": 1 / speedup if strategy and speedup else None,
                 "vs step": ratio(row, "step") if is_data else None,
                 "peak RSS MB": row.get("peak_rss_mb"),
+                "peak GPU MB": row.get("peak_gpu_mb"),
+                "warm-up s": row.get("warmup_s"),
                 "workers": row.get("workers"),
                 "note": row["error"] if "error" in row else _note(row),
             }
@@ -141,7 +146,8 @@ def format_report(report: SpeedReport) -> str:
     """The header as one line, then the table in markdown."""
     header = " | ".join(f"{k}: {v}" for k, v in report.header.items())
     table = report.table.copy()
-    for column, digits in (("images/s", 0), ("s/step", 3), ("peak RSS MB", 0)):
+    formats = (("images/s", 0), ("s/step", 3), ("peak RSS MB", 0), ("peak GPU MB", 0))
+    for column, digits in (*formats, ("warm-up s", 1)):
         table[column] = table[column].map(lambda v, d=digits: "" if pd.isna(v) else f"{v:.{d}f}")
     for column in COLUMNS[5:10]:
         table[column] = table[column].map(lambda v: "" if pd.isna(v) else f"{v:.2f}")

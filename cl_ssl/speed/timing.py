@@ -57,6 +57,7 @@ class Stopwatch:
         self.sync = sync or (lambda: None)
         self.at_end = at_end or (lambda: None)
         self.step = 0
+        self.begun: float | None = None  # set by begin(): the warm-up's start
         self.stamps: list[float] = []
         self.images: list[int] = []  # images per finished or running window
         self.total = warmup + windows * steps
@@ -65,6 +66,15 @@ class Stopwatch:
     def timing(self) -> bool:
         """Whether the next step falls inside a window."""
         return self.warmup <= self.step < self.total
+
+    def begin(self) -> None:
+        """Mark the row's first step about to start (after model and data are built).
+
+        ``warmup_s`` then spans this moment to the warm-up's end: the first steps' one-off
+        costs (``torch.compile``, cuDNN autotuning, allocator growth) that the windows leave out.
+        """
+        self.sync()
+        self.begun = time.perf_counter()
 
     def tick(self, images: int) -> bool:
         """Record one finished step of ``images`` images; True once the last window ends."""
@@ -97,6 +107,7 @@ class Stopwatch:
             "s_per_step": statistics.median(s / self.steps for s in seconds),
             "images_per_step": sum(self.images) / (self.windows * self.steps),
             "window_images_per_s": rates,
+            "warmup_s": None if self.begun is None else self.stamps[0] - self.begun,
         }
 
 
@@ -136,6 +147,17 @@ def peak_rss_mb() -> float:
         pass
     scale = 1 / 2**20 if platform.system() == "Darwin" else 1 / 1024  # bytes on macOS
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * scale
+
+
+def peak_gpu_mb(device: torch.device) -> float | None:
+    """Peak memory torch's allocator handed out on ``device`` in MB; None off CUDA.
+
+    ``torch.cuda.max_memory_allocated``: tensors only, not the allocator's cached blocks or
+    the CUDA context, so it is what the row needs, not what ``nvidia-smi`` shows.
+    """
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
 
 
 def children_private_mb() -> float | None:

@@ -48,6 +48,7 @@ from cl_ssl import distributed
 from cl_ssl.atomic import is_disk_full, unless_disk_full
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig
+from cl_ssl.interim import WITHIN_FILE
 from cl_ssl.methods import parse_method
 from cl_ssl.outputs import (
     BENCH_FILE,
@@ -109,19 +110,42 @@ def run_strategy(
         if finished is not None:
             return finished
         checkpoint = latest_checkpoint(directory) if config.evaluation.checkpoints else None
-        if checkpoint is None and directory.exists() and distributed.is_main():
+        state, done = (None, -1) if checkpoint is None else _training_state(checkpoint)
+        within = _within_state(directory, config, done)
+        if state is None and within is None and directory.exists() and distributed.is_main():
             shutil.rmtree(directory)  # nothing to go on from: never mix two attempts' rows
-        if checkpoint is not None:
+        if state is not None or within is not None:
             if distributed.is_main():
                 (directory / FAILURE_FILE).unlink(missing_ok=True)
-            state, info, _ = load_training_state(checkpoint)
-            strategy_run = StrategyRun(stream, run, config, directory, purge_step(state))
-            strategy_run.restore(state, info.experience)
-            remaining = list(stream.benchmark.train_stream)[info.experience + 1 :]
-            return strategy_run.train(remaining)
+            latest = within if within is not None else state
+            strategy_run = StrategyRun(stream, run, config, directory, purge_step(latest))
+            if state is not None:
+                strategy_run.restore(state, done)
+            if within is not None:  # inside experience done + 1
+                strategy_run.resume_within(within)
+            return strategy_run.train(list(stream.benchmark.train_stream)[done + 1 :])
     strategy_run = StrategyRun(stream, run, config, directory)
     strategy_run.evaluate(-1)
     return strategy_run.train(stream.benchmark.train_stream)
+
+
+def _training_state(checkpoint: Path) -> tuple[dict, int]:
+    """``exp<k>.pt``'s training state and k."""
+    state, info, _ = load_training_state(checkpoint)
+    return state, info.experience
+
+
+def _within_state(directory: Path, config: BenchConfig, done: int) -> dict | None:
+    """The in-experience state (:mod:`cl_ssl.interim`) to go on from, after experience ``done``.
+
+    None without ``--checkpoint-every``, without ``checkpoints/within.pt``, or when it is of
+    an experience already checkpointed (killed between ``exp<k>.pt`` and its removal).
+    """
+    path = directory / "checkpoints" / WITHIN_FILE
+    if config.evaluation.checkpoint_every is None or not path.is_file():
+        return None
+    state, info, _ = load_training_state(path)
+    return state if info.experience == done + 1 and "within" in state else None
 
 
 def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:

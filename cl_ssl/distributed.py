@@ -218,3 +218,12 @@ def sync_random_state() -> None:
         torch.cuda.set_rng_state(cuda_state)
     np.random.set_state(numpy_state)
     random.setstate(python_state)
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (``[obj]`` in one process); every rank calls it."""
+    if not active():
+        return [obj]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered

@@ -171,6 +171,7 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
             "--launcher local starts its own processes: run it without torchrun (or drop "
             "--launcher under torchrun)"
         )
+    resume = resume or restarted(config)
     if resume:
         directory = Path(config.out) / str(config.run_name)
         if not (directory / BENCH_FILE).is_file():
@@ -208,6 +209,24 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
                 write_plots(bench.tidy, directory / "plots")
     distributed.barrier()
     return bench
+
+
+def restarted(config: BenchConfig) -> bool:
+    """Whether torchrun restarted this command (``--max-restarts``) after its run began.
+
+    A restart is the same command line, not ``--resume``: it goes on from the run's
+    checkpoints (``exp<k>.pt``, and ``within.pt`` with ``--checkpoint-every``) as ``--resume``
+    would. The run must be named: refused up front when restarts are allowed without
+    ``--run-name`` (a restart would start a new, time-stamped run).
+    """
+    count, allowed = distributed.restarts()
+    if allowed and not config.run_name:
+        raise ValueError(
+            "torchrun --max-restarts runs this command again after a failure: give "
+            "--run-name so the restart goes on with its run"
+        )
+    named = Path(config.out) / str(config.run_name)
+    return count > 0 and (named / BENCH_FILE).is_file()
 
 
 @dataclass(frozen=True)

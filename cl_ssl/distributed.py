@@ -91,6 +91,12 @@ def planned_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
 
 
+def restarts() -> tuple[int, int]:
+    """``(restarts so far, restarts allowed)`` of torchrun's ``--max-restarts``; (0, 0) without."""
+    count = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    return count, int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0)
+
+
 def local_rank() -> int:
     """The index of this process on its node (torchrun's ``LOCAL_RANK``): its GPU."""
     return int(os.environ.get("LOCAL_RANK", "0"))

@@ -112,8 +112,25 @@ def setup(device: str) -> None:
     on_cuda = device != "cpu" and torch.cuda.is_available()
     if on_cuda:
         torch.cuda.set_device(local_rank())
-    minutes = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MIN))
-    dist.init_process_group("nccl" if on_cuda else "gloo", timeout=timedelta(minutes=minutes))
+    timeout = timedelta(minutes=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MIN)))
+    backend = "nccl" if on_cuda else "gloo"
+    count, _ = restarts()
+    if count == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend, timeout=timeout)
+        return
+    # A torchrun restart: the agent's store still holds the previous attempt's addresses, which
+    # the new ranks may read and dial (dead ports: "Connection refused", pytorch#167288).
+    # Keys of this attempt only.
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timeout
+    )
+    dist.init_process_group(
+        backend,
+        store=dist.PrefixStore(f"clssl/attempt{count}", store),
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        timeout=timeout,
+    )
 
 
 def teardown() -> None:

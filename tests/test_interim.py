@@ -9,6 +9,7 @@ experience (6 is step 2 of epoch 1: mid-epoch), ``1`` (epochs) after epoch 0.
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -107,6 +108,7 @@ def test_torchrun_restart_goes_on_from_the_checkpoint_inside_the_experience(tmp_
     ]  # fmt: skip
     script = Path(__file__).with_name("distributed_first_step.py")
     env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})  # a worktree's code
     torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                 "--nproc_per_node", "2"]  # fmt: skip
     reference = subprocess.run(

@@ -28,13 +28,15 @@ Never losing work:
 - a full disk (:class:`cl_ssl.atomic.DiskFull`) fails its run the same way but stops the
   bench: the runs after it would only fail too; the records it cannot write are skipped;
 - ``resume=True`` finishes an interrupted bench: finished runs are read back, the others go
-  on from their last checkpoint (or start again when they have none).
+  on from their last checkpoint (or start again when they have none); with
+  ``--checkpoint-every``, from the newer in-experience one (:mod:`cl_ssl.interim`).
 
 Under torchrun (``torchrun --nproc_per_node N -m cl_ssl bench ...``, :mod:`cl_ssl.distributed`)
 every rank runs this loop on its shard and rank 0 alone writes. A non-finite loss, which
 every rank sees at the same step (the loss is the global batch's), fails one strategy as
 above; any other error stops every rank (torchrun ends the others with that rank's
-message), and ``--resume`` under torchrun goes on from the last checkpoints.
+message), and ``--resume`` under torchrun goes on from the last checkpoints, as does a
+restart by ``torchrun --max-restarts`` of the same command line (:func:`restarted`).
 """
 
 from __future__ import annotations

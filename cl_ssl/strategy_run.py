@@ -334,8 +334,7 @@ class StrategyRun:
             write_metrics(self.rows, self.directory)
 
     def _restore_within(self, strategy: SSLTemplate, state: dict) -> Position:
-        # TrainingHealth's data wait and the representation seconds go on from zero: the
-        # saved totals (above) hold the interrupted attempt's.
+        """The template's part of :meth:`resume_within`, once the experience has begun."""
         return restore_within(strategy, self.plugins, state)
 
     def save(self, k: int) -> Path:

@@ -35,6 +35,7 @@ LONGEST_FIRST = (
     "test_disk_full.py",
     "test_periodic.py",
     "test_fault_injection.py",
+    "test_interim.py",
 )
 
 

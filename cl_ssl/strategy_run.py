@@ -13,6 +13,9 @@
   (:mod:`cl_ssl.state`), the metrics rows included;
 - :meth:`StrategyRun.restore` loads such a checkpoint into the freshly built run: the next
   experience trains exactly as it would have without the interruption;
+- with ``--checkpoint-every``, :meth:`StrategyRun.save_within` also writes
+  ``checkpoints/within.pt`` inside each experience and :meth:`StrategyRun.resume_within`
+  goes on from it, mid-epoch included (:mod:`cl_ssl.interim`);
 - any exception while training, evaluating or writing (a full disk included) becomes
   :class:`StrategyFailed`, carrying where it stopped (experience, epoch, step); the last
   good checkpoint stays.

@@ -29,13 +29,15 @@ Never losing work:
 - a full disk (:class:`cl_ssl.atomic.DiskFull`) fails its run the same way but stops the
   bench: the runs after it would only fail too; the records it cannot write are skipped;
 - ``resume=True`` finishes an interrupted bench: finished runs are read back, the others go
-  on from their last checkpoint (or start again when they have none).
+  on from their last checkpoint (or start again when they have none); with
+  ``--checkpoint-every``, from the newer in-experience one (:mod:`cl_ssl.interim`).
 
 Under torchrun (``torchrun --nproc_per_node N -m cl_ssl bench ...``, :mod:`cl_ssl.distributed`)
 every rank runs this loop on its shard and rank 0 alone writes. A non-finite loss, which
 every rank sees at the same step (the loss is the global batch's), fails one strategy as
 above; any other error stops every rank (torchrun ends the others with that rank's
-message), and ``--resume`` under torchrun goes on from the last checkpoints.
+message), and ``--resume`` under torchrun goes on from the last checkpoints, as does a
+restart by ``torchrun --max-restarts`` of the same command line (:func:`restarted`).
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from cl_ssl import distributed
 from cl_ssl.atomic import is_disk_full, unless_disk_full
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig
+from cl_ssl.interim import WITHIN_FILE
 from cl_ssl.launch import open_pool, run_grid
 from cl_ssl.methods import parse_method
 from cl_ssl.outputs import (
@@ -111,19 +114,42 @@ def run_strategy(
         if finished is not None:
             return finished
         checkpoint = latest_checkpoint(directory) if config.evaluation.checkpoints else None
-        if checkpoint is None and directory.exists() and distributed.is_main():
+        state, done = (None, -1) if checkpoint is None else _training_state(checkpoint)
+        within = _within_state(directory, config, done)
+        if state is None and within is None and directory.exists() and distributed.is_main():
             shutil.rmtree(directory)  # nothing to go on from: never mix two attempts' rows
-        if checkpoint is not None:
+        if state is not None or within is not None:
             if distributed.is_main():
                 (directory / FAILURE_FILE).unlink(missing_ok=True)
-            state, info, _ = load_training_state(checkpoint)
-            strategy_run = StrategyRun(stream, run, config, directory, purge_step(state))
-            strategy_run.restore(state, info.experience)
-            remaining = list(stream.benchmark.train_stream)[info.experience + 1 :]
-            return strategy_run.train(remaining)
+            latest = within if within is not None else state
+            strategy_run = StrategyRun(stream, run, config, directory, purge_step(latest))
+            if state is not None:
+                strategy_run.restore(state, done)
+            if within is not None:  # inside experience done + 1
+                strategy_run.resume_within(within)
+            return strategy_run.train(list(stream.benchmark.train_stream)[done + 1 :])
     strategy_run = StrategyRun(stream, run, config, directory)
     strategy_run.evaluate(-1)
     return strategy_run.train(stream.benchmark.train_stream)
+
+
+def _training_state(checkpoint: Path) -> tuple[dict, int]:
+    """``exp<k>.pt``'s training state and k."""
+    state, info, _ = load_training_state(checkpoint)
+    return state, info.experience
+
+
+def _within_state(directory: Path, config: BenchConfig, done: int) -> dict | None:
+    """The in-experience state (:mod:`cl_ssl.interim`) to go on from, after experience ``done``.
+
+    None without ``--checkpoint-every``, without ``checkpoints/within.pt``, or when it is of
+    an experience already checkpointed (killed between ``exp<k>.pt`` and its removal).
+    """
+    path = directory / "checkpoints" / WITHIN_FILE
+    if config.evaluation.checkpoint_every is None or not path.is_file():
+        return None
+    state, info, _ = load_training_state(path)
+    return state if info.experience == done + 1 and "within" in state else None
 
 
 def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
@@ -153,6 +179,7 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
         from cl_ssl.launch_ray import require_ray
 
         require_ray()
+    resume = resume or restarted(config)
     if resume:
         directory = Path(config.out) / str(config.run_name)
         if not (directory / BENCH_FILE).is_file():
@@ -193,6 +220,24 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
                 write_plots(bench.tidy, directory / "plots")
     distributed.barrier()
     return bench
+
+
+def restarted(config: BenchConfig) -> bool:
+    """Whether torchrun restarted this command (``--max-restarts``) after its run began.
+
+    A restart is the same command line, not ``--resume``: it goes on from the run's
+    checkpoints (``exp<k>.pt``, and ``within.pt`` with ``--checkpoint-every``) as ``--resume``
+    would. The run must be named: refused up front when restarts are allowed without
+    ``--run-name`` (a restart would start a new, time-stamped run).
+    """
+    count, allowed = distributed.restarts()
+    if allowed and not config.run_name:
+        raise ValueError(
+            "torchrun --max-restarts runs this command again after a failure: give "
+            "--run-name so the restart goes on with its run"
+        )
+    named = Path(config.out) / str(config.run_name)
+    return count > 0 and (named / BENCH_FILE).is_file()
 
 
 @dataclass(frozen=True)

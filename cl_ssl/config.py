@@ -26,6 +26,7 @@ from cl_ssl.flags import (
     setting,
     switch,
 )
+from cl_ssl.interim import check_every
 from cl_ssl.schedule import LRSchedule, ScheduleKind
 
 AugmentKind = Literal["batched", "lightly"]  # cl_ssl.augment's implementations
@@ -279,6 +280,13 @@ class EvalConfig:
     checkpoints: bool = setting(
         True, help="Save the model after each experience (checkpoints/exp<k>.pt)."
     )
+    checkpoint_every: str | None = setting(
+        None,
+        help="Also save the full training state inside each experience, every N epochs (2) "
+        "or N steps (200steps), as checkpoints/within.pt (the newest only; removed once "
+        "exp<k>.pt is written): --resume and torchrun restarts go on from it.",
+        check=check_every,
+    )
     seed: int = setting(
         0,
         help="Seed of the subset and of k-means: the split seed (--split-seed), the same for "
@@ -289,6 +297,11 @@ class EvalConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+        if self.checkpoint_every is not None and not self.checkpoints:
+            raise ValueError(
+                "--checkpoint-every goes on from the experience's start checkpoint: drop "
+                "--no-checkpoints"
+            )
 
 
 @dataclass(frozen=True)

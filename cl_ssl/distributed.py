@@ -91,6 +91,12 @@ def planned_world_size() -> int:
     return int(os.environ.get("WORLD_SIZE", "1")) if launched() else 1
 
 
+def restarts() -> tuple[int, int]:
+    """``(restarts so far, restarts allowed)`` of torchrun's ``--max-restarts``; (0, 0) without."""
+    count = int(os.environ.get("TORCHELASTIC_RESTART_COUNT", "0") or 0)
+    return count, int(os.environ.get("TORCHELASTIC_MAX_RESTARTS", "0") or 0)
+
+
 def local_rank() -> int:
     """The index of this process on its node (torchrun's ``LOCAL_RANK``): its GPU."""
     return int(os.environ.get("LOCAL_RANK", "0"))
@@ -106,8 +112,25 @@ def setup(device: str) -> None:
     on_cuda = device != "cpu" and torch.cuda.is_available()
     if on_cuda:
         torch.cuda.set_device(local_rank())
-    minutes = float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MIN))
-    dist.init_process_group("nccl" if on_cuda else "gloo", timeout=timedelta(minutes=minutes))
+    timeout = timedelta(minutes=float(os.environ.get(TIMEOUT_ENV, DEFAULT_TIMEOUT_MIN)))
+    backend = "nccl" if on_cuda else "gloo"
+    count, _ = restarts()
+    if count == 0 or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend, timeout=timeout)
+        return
+    # A torchrun restart: the agent's store still holds the previous attempt's addresses, which
+    # the new ranks may read and dial (dead ports: "Connection refused", pytorch#167288).
+    # Keys of this attempt only.
+    store = dist.TCPStore(
+        os.environ["MASTER_ADDR"], int(os.environ["MASTER_PORT"]), is_master=False, timeout=timeout
+    )
+    dist.init_process_group(
+        backend,
+        store=dist.PrefixStore(f"clssl/attempt{count}", store),
+        rank=int(os.environ["RANK"]),
+        world_size=int(os.environ["WORLD_SIZE"]),
+        timeout=timeout,
+    )
 
 
 def teardown() -> None:
@@ -218,3 +241,12 @@ def sync_random_state() -> None:
         torch.cuda.set_rng_state(cuda_state)
     np.random.set_state(numpy_state)
     random.setstate(python_state)
+
+
+def all_gather_object(obj: Any) -> list[Any]:
+    """Every rank's ``obj``, in rank order (``[obj]`` in one process); every rank calls it."""
+    if not active():
+        return [obj]
+    gathered: list[Any] = [None] * world_size()
+    dist.all_gather_object(gathered, obj)
+    return gathered

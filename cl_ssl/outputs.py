@@ -5,7 +5,8 @@ Layout of ``<out>/<run>/``:
 - ``bench.json``: the bench's configuration (``clssl bench --resume`` reads it),
 - ``<strategy>/seed<s>/``: ``config.json`` (written before training), ``metrics.csv``
   (tidy rows, rewritten after every experience), ``checkpoints/exp<k>.pt`` (encoder and
-  full training state), TensorBoard events, and when the run ends either ``results.json``
+  full training state; ``checkpoints/within.pt`` inside an experience with
+  ``--checkpoint-every``), TensorBoard events, and when the run ends either ``results.json``
   (finished) or ``failure.json`` (stopped with an error, see :class:`StrategyFailure`),
 - ``<strategy>/<method>/seed<s>/``: the same, in a grid of several methods (one method keeps
   ``<strategy>/seed<s>/``),

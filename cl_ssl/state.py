@@ -26,6 +26,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import torch
+from torch import Tensor
 
 STATE_VERSION = 1
 
@@ -116,6 +117,12 @@ def restore(strategy: Any, plugins: Mapping[str, Stateful], state: Mapping[str, 
     The optimizer state is applied when the next experience starts (once plugins that own
     parameter groups, e.g. CaSSLe's predictor, have added them back).
     """
+    restore_plugins(plugins, state)
+    _restore_training(strategy, state)
+
+
+def restore_plugins(plugins: Mapping[str, Stateful], state: Mapping[str, Any]) -> None:
+    """The strategy plugins' part of :func:`capture`'s ``state``, checked against the run's."""
     if state.get("version") != STATE_VERSION:
         raise ValueError(
             f"training state of version {state.get('version')}, this cl-ssl reads "
@@ -128,10 +135,14 @@ def restore(strategy: Any, plugins: Mapping[str, Stateful], state: Mapping[str, 
             f"the checkpoint holds the state of strategies {sorted(state['plugins'])}, the run "
             f"has {sorted(plugins)}: resume with the checkpoint's --strategy"
         )
-    strategy.model.load_state_dict(state["model"])
-    strategy.method.load_state_dict(state["method"])  # e.g. BYOL's target network
     for name, plugin in plugins.items():
         plugin.load_state_dict(state["plugins"][name])
+
+
+def _restore_training(strategy: Any, state: Mapping[str, Any]) -> None:
+    """Everything of ``state`` but the plugins: weights, clock, counters, metrics, randomness."""
+    strategy.model.load_state_dict(state["model"])
+    strategy.method.load_state_dict(state["method"])  # e.g. BYOL's target network
     for key, value in state["clock"].items():
         setattr(strategy.clock, key, value)
     strategy.load_counters(state["template"])
@@ -141,3 +152,73 @@ def restore(strategy: Any, plugins: Mapping[str, Stateful], state: Mapping[str, 
             metric.load_state_dict(saved)
     strategy.load_optimizer_state(state["optimizer"])
     set_random_state(state["random"])
+
+
+def generators(plugins: Mapping[str, Any]) -> dict[str, dict[str, Tensor]]:
+    """The states of the :class:`torch.Generator` s plugins draw from during training.
+
+    Found as attributes of a plugin or of its attributes (replay's ``generator``, its
+    streaming buffer's ``streaming.generator``): ``{plugin: {"attr[.attr]": state}}``.
+    Between experiences they need no saving (each is seeded from ``(seed, k)`` when an
+    experience begins); inside one they do.
+    """
+    return {
+        name: {path: generator.get_state() for path, generator in _generators(plugin)}
+        for name, plugin in plugins.items()
+    }
+
+
+def set_generators(plugins: Mapping[str, Any], states: Mapping[str, Mapping[str, Tensor]]) -> None:
+    """Undo :func:`generators`."""
+    for name, plugin in plugins.items():
+        found = dict(_generators(plugin))
+        for path, state in states.get(name, {}).items():
+            found[path].set_state(state)
+
+
+def _generators(plugin: Any) -> list[tuple[str, torch.Generator]]:
+    found = []
+    for attr, value in vars(plugin).items():
+        if isinstance(value, torch.Generator):
+            found.append((attr, value))
+        elif hasattr(value, "__dict__") and not isinstance(value, torch.nn.Module | type):
+            found += [
+                (f"{attr}.{inner}", v)
+                for inner, v in vars(value).items()
+                if isinstance(v, torch.Generator)
+            ]
+    return found
+
+
+def restore_within(strategy: Any, plugins: Mapping[str, Any], state: Mapping[str, Any]) -> Any:
+    """Put an in-experience state (:mod:`cl_ssl.interim`) back, after ``before_training_exp``.
+
+    The plugins' own state was loaded before the experience began (:func:`restore_plugins`),
+    so what they derive from the model at its start (a teacher) is the start's; here the
+    saved weights, optimizer, clock, metric states and random streams (of the plugins'
+    generators too) replace the start's. Under torchrun each rank takes its own random
+    states and floating buffers back. Returns the :class:`cl_ssl.interim.Position`.
+    """
+    from cl_ssl import distributed
+    from cl_ssl.interim import Position
+
+    _restore_training(strategy, state)
+    within = state["within"]
+    set_generators(plugins, within["generators"])
+    epoch_random, step_random = within["epoch_random"], state["random"]
+    ranks = within.get("ranks")
+    if ranks is not None:
+        if len(ranks) != distributed.world_size():
+            raise ValueError(
+                f"the checkpoint was written by {len(ranks)} processes, this run has "
+                f"{distributed.world_size()}: resume with --nproc_per_node {len(ranks)}"
+            )
+        mine = ranks[distributed.rank()]
+        epoch_random, step_random = mine["epoch_random"], mine["random"]
+        set_random_state(step_random)
+        buffers = dict(strategy.model.named_buffers())
+        for key, value in mine["buffers"].items():
+            buffers[key].data.copy_(value)
+    return Position(
+        within["experience"], within["epoch"], within["step"], epoch_random, step_random
+    )

@@ -13,6 +13,9 @@
   (:mod:`cl_ssl.state`), the metrics rows included;
 - :meth:`StrategyRun.restore` loads such a checkpoint into the freshly built run: the next
   experience trains exactly as it would have without the interruption;
+- with ``--checkpoint-every``, :meth:`StrategyRun.save_within` also writes
+  ``checkpoints/within.pt`` inside each experience and :meth:`StrategyRun.resume_within`
+  goes on from it, mid-epoch included (:mod:`cl_ssl.interim`);
 - any exception while training, evaluating or writing (a full disk included) becomes
   :class:`StrategyFailed`, carrying where it stopped (experience, epoch, step); the last
   good checkpoint stays.
@@ -55,6 +58,7 @@ from cl_ssl.evaluation.metrics import (
     tidy_metric_name,
 )
 from cl_ssl.evaluation.training_health import TrainingHealth
+from cl_ssl.interim import WITHIN_FILE, InterimCheckpoints, Position, parse_every
 from cl_ssl.lars import LARS, NO_DECAY
 from cl_ssl.methods import SSLMethod, build_method
 from cl_ssl.models.ssl_model import SSLModel
@@ -66,7 +70,14 @@ from cl_ssl.reporting.tables import TIDY_COLUMNS
 from cl_ssl.reporting.tensorboard import ResumableTensorboardLogger, write_hparams, write_layout
 from cl_ssl.results import StrategyFailure, StrategyResult
 from cl_ssl.run_config import recorded_evaluation
-from cl_ssl.state import capture, restore
+from cl_ssl.state import (
+    capture,
+    generators,
+    random_state,
+    restore,
+    restore_plugins,
+    restore_within,
+)
 from cl_ssl.strategy import build_plugins, run_name
 from cl_ssl.streams import SSLStream
 from cl_ssl.template import NonFiniteLoss, SSLTemplate
@@ -281,9 +292,14 @@ class StrategyRun:
             online=train.online,
             updates_per_batch=train.updates_per_batch,
         )
+        every = parse_every(config.evaluation.checkpoint_every)
+        if every is not None:
+            interim = InterimCheckpoints(every, self.save_within, self._restore_within)
+            self.strategy.interim = interim
         self.rows: list[dict] = []
         self.tags: dict[str, None] = {}  # Avalanche metric names measured, in order
         self.train_seconds = self.eval_seconds = 0.0
+        self._experience_start = 0.0  # perf_counter when the experience training began
         self.representation_seconds = 0.0
         self.data_wait_seconds = 0.0  # of the run's earlier attempts (resumed runs)
         self.experience = -1  # the last experience trained
@@ -329,27 +345,88 @@ class StrategyRun:
             self.restore(state, k, remeasured=True)
             self.evaluate(k)
 
+    def resume_within(self, state: dict) -> None:
+        """Go on inside an experience from an in-experience state (:mod:`cl_ssl.interim`).
+
+        Call on a run that stands at the experience's start (freshly built for experience
+        0, else :meth:`restore` of ``exp<k-1>.pt``), then :meth:`train` from experience k:
+        the plugins take their saved state now, the rest once the experience has begun.
+        """
+        restore_plugins(self.plugins, state)
+        self.strategy.interim.pending = state
+        run = state["run"]
+        self.rows, self.tags = list(run["rows"]), dict.fromkeys(run["tags"])
+        self.train_seconds = float(run["train_seconds"])
+        self.eval_seconds = float(run["eval_seconds"])
+        self.representation_seconds = float(run["representation_seconds"])
+        self.data_wait_seconds = float(run.get("data_wait_seconds", 0.0))
+        if self.main:
+            write_metrics(self.rows, self.directory)
+
+    def _restore_within(self, strategy: SSLTemplate, state: dict) -> Position:
+        """The template's part of :meth:`resume_within`, once the experience has begun."""
+        return restore_within(strategy, self.plugins, state)
+
     def save(self, k: int) -> Path:
         """``checkpoints/exp<k>.pt``: the encoder and the full training state."""
-        run = {
+        return self._save(k, self.directory / "checkpoints" / f"exp{k}.pt", self._run_state())
+
+    def save_within(self, position: Position) -> None:
+        """``checkpoints/within.pt``: the full state inside experience ``position.experience``.
+
+        Every rank calls it (at the same step): under torchrun each rank's random states and
+        floating buffers are gathered into rank 0's checkpoint.
+        """
+        local = {
+            "random": random_state(),
+            "epoch_random": position.epoch_random,
+            "buffers": {
+                k: v.detach().cpu().clone()
+                for k, v in self.strategy.model.named_buffers()
+                if v.is_floating_point()
+            },
+        }
+        ranks = distributed.all_gather_object(local) if distributed.active() else None
+        if not self.main:
+            return
+        elapsed = time.perf_counter() - self._experience_start
+        within = {
+            "experience": position.experience,
+            "epoch": position.epoch,
+            "step": position.step,
+            "epoch_random": position.epoch_random,
+            "generators": generators(self.plugins),
+            "ranks": ranks,
+        }
+        # Called from inside train(): a failure here is located by train's own handler.
+        self._save(position.experience, self.within_path, self._run_state(elapsed), within)
+
+    @property
+    def within_path(self) -> Path:
+        """Where the in-experience checkpoint is written (:data:`cl_ssl.interim.WITHIN_FILE`)."""
+        return self.directory / "checkpoints" / WITHIN_FILE
+
+    def _run_state(self, training: float = 0.0) -> dict:
+        """What the run keeps besides the training state; ``training``: seconds not yet added."""
+        return {
             "rows": self.rows,
             "tags": list(self.tags),
-            "train_seconds": self.train_seconds,
+            "train_seconds": self.train_seconds + training,
             "eval_seconds": self.eval_seconds,
             "representation_seconds": self._representation_seconds(),
             "data_wait_seconds": self._data_wait_seconds(),
         }
+
+    def _save(self, k: int, path: Path, run: dict, within: dict | None = None) -> Path:
         train = self.config.train
         info = CheckpointInfo(
             train.backbone, train.method, self.stream.image_size, self.name, k, train.seed
         )
+        state = capture(self.strategy, self.plugins, run)
+        if within is not None:
+            state["within"] = within
         return save_checkpoint(
-            self.directory / "checkpoints" / f"exp{k}.pt",
-            self.strategy.model,
-            info,
-            self.augment_config,
-            training_state=capture(self.strategy, self.plugins, run),
-            config=self.run_config,
+            path, self.strategy.model, info, self.augment_config, state, self.run_config
         )
 
     # -- the loop ---------------------------------------------------------------------
@@ -387,7 +464,7 @@ class StrategyRun:
         """Train ``experiences`` in order; evaluate and checkpoint after each; write results."""
         for experience in experiences:
             with self._failure_position():
-                start = time.perf_counter()
+                self._experience_start = start = time.perf_counter()
                 self.strategy.train(experience, eval_streams=[], **self.loader_options)
                 self.train_seconds += time.perf_counter() - start
             k = experience.current_experience
@@ -396,6 +473,7 @@ class StrategyRun:
             if self.config.evaluation.checkpoints and self.main:
                 with self._failure_position():
                     self.save(k)
+                    self.within_path.unlink(missing_ok=True)  # exp<k>.pt supersedes it
             distributed.barrier()  # rank 0 evaluated and saved experience k
         with self._failure_position():
             return self.finish()

@@ -47,6 +47,7 @@ from torch.optim import Optimizer
 
 from cl_ssl import distributed
 from cl_ssl.augment import TwoViewAugment
+from cl_ssl.interim import InterimCheckpoints
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.models.ssl_model import SSLModel
 from cl_ssl.online import RepeatedBatches
@@ -194,6 +195,8 @@ class SSLTemplate(SupervisedTemplate):
         self._pending_optimizer_state: dict | None = None
         self.autocast_dtype = autocast_dtype
         self.channels_last = channels_last
+        # Checkpoints inside an experience, and going on from one (--checkpoint-every).
+        self.interim: InterimCheckpoints | None = None
         # (loss, its terms, (experience, epoch, step)) of the steps since the last check.
         self._unchecked: list[tuple[Tensor, dict[str, Tensor], tuple[int, int, int]]] = []
 
@@ -368,10 +371,12 @@ class SSLTemplate(SupervisedTemplate):
     def _before_training_exp(self, **kwargs) -> None:
         super()._before_training_exp(**kwargs)  # dataset, loader, optimizer, plugins
         self.steps_per_epoch = len(self.dataloader)
+        # Inside this experience already (cl_ssl.interim): its saved state, randomness too.
+        resumed = self.interim is not None and self.interim.resume(self)
         if self._pending_optimizer_state is not None:
             self.optimizer.load_state_dict(self._pending_optimizer_state)
             self._pending_optimizer_state = None
-        if self.train_seed is not None:
+        if self.train_seed is not None and not resumed:
             k = self.experience.current_experience
             # Rank r > 0 draws its own views; rank 0's stream is the single-process one.
             rank = distributed.rank()
@@ -379,10 +384,22 @@ class SSLTemplate(SupervisedTemplate):
             RNGManager.set_random_seeds(experience_seed(self.train_seed, k, stream))
         self._unchecked = []
 
+    def _train_exp(self, experience, eval_streams=None, **kwargs) -> None:
+        """Avalanche's epoch loop, from the clock's epoch: 0, or where a resumed run was."""
+        for _ in range(self.clock.train_exp_epochs, self.train_epochs):
+            self._before_training_epoch(**kwargs)
+            if self._stop_training:  # early stopping
+                self._stop_training = False
+                break
+            self.training_epoch(**kwargs)
+            self._after_training_epoch(**kwargs)
+
     def _before_training_epoch(self, **kwargs) -> None:
         if self.sampler is not None:
             self.sampler.set_epoch(self.clock.train_exp_epochs)
         super()._before_training_epoch(**kwargs)
+        if self.interim is not None:
+            self.interim.begin_epoch(self)
 
     def _after_training_exp(self, **kwargs) -> None:
         # Buffer updates, importance passes, ...: the same draws and model on every rank.
@@ -467,7 +484,11 @@ class SSLTemplate(SupervisedTemplate):
         super()._after_training_iteration(**kwargs)
         if len(self._unchecked) >= self.finite_check_every:
             self.check_finite()
+        if self.interim is not None:
+            self.interim.after_step(self)
 
     def _after_training_epoch(self, **kwargs) -> None:
         self.check_finite()  # before any plugin uses the epoch's weights
         super()._after_training_epoch(**kwargs)
+        if self.interim is not None:
+            self.interim.after_epoch(self)

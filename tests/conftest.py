@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import errno
+import json
 import os
 import pickle
+import subprocess
+import sys
 from pathlib import Path
 
 # Under pytest-xdist (`make test` runs one worker per core) each worker, and every process it
@@ -34,6 +37,7 @@ LONGEST_FIRST = (
     "test_periodic.py",
     "test_fault_injection.py",
     "test_gpu_check.py",
+    "test_interim.py",
 )
 
 
@@ -246,3 +250,30 @@ def full_disk(monkeypatch):
     disk = FullDisk()
     monkeypatch.setattr(cl_ssl.atomic, "open", disk.open, raising=False)
     return disk
+
+
+class Forks:
+    """``clssl`` runs forked from tests/fault_injection.py, each killed at a chosen moment."""
+
+    def __init__(self, server: subprocess.Popen) -> None:
+        self.server = server
+
+    def run(self, event: str, nth: int, counts: Path, log: Path, *args: str) -> dict:
+        """``clssl ARGS`` killed at the ``nth`` ``event`` (0: never): its signal and exit code."""
+        self.server.stdin.write(json.dumps([event, nth, str(counts), str(log), list(args)]) + "\n")
+        self.server.stdin.flush()
+        return json.loads(self.server.stdout.readline())
+
+
+@pytest.fixture(scope="module")
+def forks():
+    """The process that forks each killed run (imports paid once per test module)."""
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
+    inject = Path(__file__).with_name("fault_injection.py")
+    server = subprocess.Popen(
+        [sys.executable, str(inject)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        text=True,
+    )  # fmt: skip
+    yield Forks(server)
+    server.stdin.close()
+    server.wait(timeout=60)

@@ -12,6 +12,9 @@ trains through :class:`~cl_ssl.strategy_run.StrategyRun`:
   ``OUT/state-<strategy>-rank<r>.pt``, to be compared across ranks.
 
 ``--fail-on-rank-1 BENCH-ARGS`` runs ``clssl bench`` whose rank 1 alone fails.
+``--kill-rank-1-at N BENCH-ARGS`` runs ``clssl bench`` whose rank 1 SIGKILLs itself before
+its N-th backward pass, on torchrun's first attempt only (``--max-restarts`` restarts it;
+the restart prints where it went on from).
 """
 
 from __future__ import annotations
@@ -110,8 +113,40 @@ def fail_on_rank_1(args: list[str]) -> None:
     cli_main()
 
 
+def kill_rank_1_at(step: int, args: list[str]) -> None:
+    """``clssl bench ARGS`` whose rank 1 dies (SIGKILL) at its ``step``-th backward, once."""
+    import signal
+
+    from cl_ssl.cli import main as cli_main
+    from cl_ssl.template import SSLTemplate
+
+    backward, done = SSLTemplate.backward, [0]
+
+    def killing(self):
+        done[0] += 1
+        if done[0] == step:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return backward(self)
+
+    if int(os.environ["RANK"]) == 1 and os.environ.get("TORCHELASTIC_RESTART_COUNT") == "0":
+        SSLTemplate.backward = killing
+    restore = StrategyRun._restore_within
+
+    def told(self, strategy, state):  # the restarted attempt says where it went on from
+        at = restore(self, strategy, state)
+        if distributed.is_main():
+            print(f"resumed inside experience {at.experience} at epoch {at.epoch}, step {at.step}")
+        return at
+
+    StrategyRun._restore_within = told
+    sys.argv = ["clssl", "bench", *args]
+    cli_main()
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--fail-on-rank-1":
         fail_on_rank_1(sys.argv[2:])
+    elif sys.argv[1] == "--kill-rank-1-at":
+        kill_rank_1_at(int(sys.argv[2]), sys.argv[3:])
     else:
         main(Path(sys.argv[1]))

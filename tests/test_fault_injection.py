@@ -18,8 +18,6 @@ import json
 import os
 import random
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -35,27 +33,6 @@ BENCH = [
 ]  # fmt: skip
 EVENTS = ("train", "eval", "checkpoint", "rename")
 MOMENTS = int(os.environ.get("CLSSL_FAULT_MOMENTS", "12"))
-INJECT = Path(__file__).with_name("fault_injection.py")
-
-
-@pytest.fixture(scope="module")
-def forks():
-    """The process that forks each killed run (imports paid once)."""
-    env = {**os.environ, "PYTHONWARNINGS": "ignore", "OMP_NUM_THREADS": "1"}
-    server = subprocess.Popen(
-        [sys.executable, str(INJECT)], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    yield server
-    server.stdin.close()
-    server.wait(timeout=60)
-
-
-def run_with_kill(forks, event: str, nth: int, counts: Path, log: Path, *args: str) -> dict:
-    """``clssl ARGS`` killed at the ``nth`` ``event`` (0: never): its signal and exit code."""
-    forks.stdin.write(json.dumps([event, nth, str(counts), str(log), list(args)]) + "\n")
-    forks.stdin.flush()
-    return json.loads(forks.stdout.readline())
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +41,7 @@ def reference(forks, tmp_path_factory):
     root = tmp_path_factory.mktemp("faults")
     counts, log = root / "counts.json", root / "reference.log"
     out = ["--out", str(root), "--run", "reference"]
-    done = run_with_kill(forks, "train", 0, counts, log, *BENCH, *out)
+    done = forks.run("train", 0, counts, log, *BENCH, *out)
     assert done == {"signal": 0, "code": 0}, log.read_text()[-2000:]
     return root / "reference", json.loads(counts.read_text())
 
@@ -102,7 +79,7 @@ def test_a_bench_killed_at_a_random_moment_resumes_to_the_same_metrics(
     expected, counts = reference
     event, nth = moment(counts, index)
     log, out = tmp_path / "killed.log", ["--out", str(tmp_path), "--run", "killed"]
-    killed = run_with_kill(forks, event, nth, tmp_path / "unused.json", log, *BENCH, *out)
+    killed = forks.run(event, nth, tmp_path / "unused.json", log, *BENCH, *out)
     assert killed["signal"] == signal.SIGKILL, (event, nth, killed, log.read_text()[-2000:])
     directory = tmp_path / "killed"
 
@@ -112,7 +89,7 @@ def test_a_bench_killed_at_a_random_moment_resumes_to_the_same_metrics(
     else:  # killed before the run existed: the same command starts it
         command = [*BENCH, *out]
     log = tmp_path / "again.log"
-    again = run_with_kill(forks, "train", 0, tmp_path / "counts.json", log, *command)
+    again = forks.run("train", 0, tmp_path / "counts.json", log, *command)
 
     assert again == {"signal": 0, "code": 0}, (event, nth, log.read_text()[-2000:])
     for name in ("naive", "lwf-ssl"):

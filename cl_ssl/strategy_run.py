@@ -253,6 +253,8 @@ class StrategyRun:
             channels_last=resolve_channels_last(train.channels_last, self.device),
             online=train.online,
             updates_per_batch=train.updates_per_batch,
+            data_on_device=train.data_on_device,
+            device_data_max_mb=train.device_data_max_mb,
         )
         self.rows: list[dict] = []
         self.tags: dict[str, None] = {}  # Avalanche metric names measured, in order

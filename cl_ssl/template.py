@@ -323,7 +323,7 @@ class SSLTemplate(SupervisedTemplate):
                 seed=experience_seed(self.train_seed or 0, k, "order"),
             )
         if self._resident_batches(shuffle, drop_last):
-            pass
+            pass  # batches indexed from the images held on the device
         elif ranks == 1:
             super().make_train_dataloader(
                 num_workers=num_workers,
@@ -356,9 +356,11 @@ class SSLTemplate(SupervisedTemplate):
         """
         if not device_resident.use_resident(self.data_on_device, self.device):
             return False
-        tensors = device_resident.resident_tensors(self.adapted_dataset, self.device_data_max_mb)
         if len(set(getattr(self.experience, "task_labels", ()))) > 1:
             tensors = "the experience has several task labels (task-balanced batches)"
+        else:
+            data = self.adapted_dataset
+            tensors = device_resident.resident_tensors(data, self.device_data_max_mb)
         if isinstance(tensors, str):
             device_resident.fall_back(tensors)
             return False

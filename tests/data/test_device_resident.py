@@ -11,6 +11,7 @@ import torch
 from avalanche.benchmarks.utils import as_classification_dataset
 from avalanche.benchmarks.utils.transform_groups import TransformGroups
 from avalanche.core import SupervisedPlugin
+from torch.overrides import TorchFunctionMode
 from torch.utils.data import DataLoader, DistributedSampler, RandomSampler, SequentialSampler
 
 from cl_ssl.bench import run_bench
@@ -160,3 +161,30 @@ def test_data_that_cannot_be_held_stays_on_the_loader_said_once(
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         device_resident.fall_back("its images take 0 MB, over --device-data-max-mb 1e-06")
+
+
+class HostReads(TorchFunctionMode):
+    """Counts tensor reads on the host (each a wait for the device on a GPU)."""
+
+    NAMES = {"item", "tolist", "cpu", "numpy", "__bool__", "__float__", "__int__", "__index__"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.reads: list[str] = []
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        if getattr(func, "__name__", "") in self.NAMES:
+            self.reads.append(func.__name__)
+        return func(*args, **(kwargs or {}))
+
+
+def test_steps_after_the_first_never_read_a_tensor_on_the_host():
+    dataset = as_classification_dataset(images(128)).train()
+    resident = ResidentBatches(*resident_tensors(dataset), RandomSampler(dataset), 32, False, "cpu")
+    loader = DataLoader(dataset, batch_size=32, shuffle=True)
+    for batches, host_reads in ((resident, False), (loader, True)):
+        steps = iter(batches)
+        next(steps)  # the epoch's order is drawn on the host, once
+        with HostReads() as mode:
+            assert len(list(steps)) == 3
+        assert bool(mode.reads) == host_reads  # the loader reads every label per item

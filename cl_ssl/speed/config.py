@@ -30,7 +30,7 @@ from cl_ssl.flags import (
 
 LOOP_ROWS = ("loop-lightly", "loop-batched")
 """Hand-written SimCLR loops a user would write: the baselines of the ratios."""
-PIPELINE_ROWS = ("data", "data-disk", "step")
+PIPELINE_ROWS = ("data", "data-device", "data-disk", "step")
 """The data pipeline alone (in memory, from image files) and the model step alone."""
 STRATEGY_ROWS = ("naive", "lwf-ssl", "ewc", "replay", "cassle")
 """cl-ssl's own training, timed on experience 1 (any strategy spec, ``a+b`` too, is accepted)."""

@@ -322,7 +322,8 @@ class SSLTemplate(SupervisedTemplate):
                 shuffle=shuffle,
                 seed=experience_seed(self.train_seed or 0, k, "order"),
             )
-        if self._resident_batches(shuffle, drop_last):
+        persistent = persistent_workers and num_workers > 0
+        if self._resident_batches(shuffle, drop_last, persistent):
             pass  # batches indexed from the images held on the device
         elif ranks == 1:
             super().make_train_dataloader(
@@ -348,7 +349,7 @@ class SSLTemplate(SupervisedTemplate):
             self.dataloader = DataLoader(self.adapted_dataset, sampler=self.sampler, **args)
         self._repeat_batches()
 
-    def _resident_batches(self, shuffle: bool, drop_last: bool) -> bool:
+    def _resident_batches(self, shuffle: bool, drop_last: bool, persistent: bool) -> bool:
         """Batches indexed from the experience's images on the device, if asked and possible.
 
         The same sampler as the loader's (:mod:`cl_ssl.data.device_resident`), so the same
@@ -370,7 +371,7 @@ class SSLTemplate(SupervisedTemplate):
         if sampler is None:
             sampler = (RandomSampler if shuffle else SequentialSampler)(self.adapted_dataset)
         self.dataloader = device_resident.ResidentBatches(
-            *tensors, sampler, self.train_mb_size, drop_last, self.device
+            *tensors, sampler, self.train_mb_size, drop_last, self.device, persistent
         )
         return True
 

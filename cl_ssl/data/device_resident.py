@@ -1,13 +1,16 @@
 """Training batches indexed from images held on the device (``--data-on-device``).
 
 An experience whose training images are an in-memory tensor (:class:`ImageTensorDataset`,
-alone or under Avalanche's subset and concatenation wrappers, without transforms) is copied
-to the training device once, as the uint8 tensor it is; every batch is then an
+alone or under Avalanche's subset and concatenation wrappers, without transforms), or
+image files small enough to decode whole (:class:`ImageFileDataset`, decoded once per
+experience on the host, with threads), is copied to the training device once, as the uint8
+tensor it is; every batch is then an
 ``index_select`` on the device: no DataLoader, no per-item collation, no host-to-device copy
 per step and no host sync per step (one small copy of the epoch's order per epoch).
 
 The order is the loader's, draw for draw: each epoch draws the DataLoader iterator's base
-seed from the global generator, then asks the same sampler (a ``RandomSampler`` shuffling
+seed from the global generator (the first epoch only, where the loader's workers persist),
+then asks the same sampler (a ``RandomSampler`` shuffling
 with a seed it draws from the global generator, a ``SequentialSampler`` in online mode, the
 template's ``DistributedSampler`` under torchrun) for the epoch's indices, and cuts them into
 batches with the same ``drop_last``. A run with the resident path therefore sees the same
@@ -30,7 +33,10 @@ import torch
 from torch import Tensor
 from torch.utils.data import Sampler
 
+from cl_ssl.data.files import ImageFileDataset
 from cl_ssl.data.images import ImageTensorDataset
+
+Leaf = ImageTensorDataset | ImageFileDataset
 
 DataOnDevice = Literal["auto", "on", "off"]
 
@@ -44,19 +50,26 @@ def _untransformed(data: object, group: str) -> bool:
     return True
 
 
-def _leaves(data: object, group: str) -> tuple[list[ImageTensorDataset], list | None] | str:
-    """The image tensors under ``data`` and its flat indices, or why there are none."""
-    if isinstance(data, ImageTensorDataset):
+def _shape(leaf: Leaf) -> tuple[int, ...]:
+    """``(C, H, W)`` of one image of ``leaf``."""
+    if isinstance(leaf, ImageFileDataset):
+        return (3, leaf.size, leaf.size)
+    return tuple(leaf.images.shape[1:])
+
+
+def _leaves(data: object, group: str) -> tuple[list[Leaf], list | None] | str:
+    """The datasets of images under ``data`` and its flat indices, or why there are none."""
+    if isinstance(data, (ImageTensorDataset, ImageFileDataset)):
         return [data], None
     flat = getattr(data, "_flat_data", data)  # an AvalancheDataset holds a flat dataset
     attributes = getattr(data, "_data_attributes", {})
     if any(a.use_in_getitem for a in attributes.values()):
         return "its items carry extra attributes (task labels)"
     if not hasattr(flat, "_datasets") or not hasattr(flat, "_indices"):
-        return f"{type(data).__name__} is not an in-memory image tensor (decoded per item)"
+        return f"{type(data).__name__} holds no image tensor or image files"
     if not _untransformed(flat, group):
         return "it has per-item transforms"
-    leaves: list[ImageTensorDataset] = []
+    leaves: list[Leaf] = []
     parts: list[Tensor] = []
     offset = 0
     for child in flat._datasets:
@@ -72,15 +85,17 @@ def _leaves(data: object, group: str) -> tuple[list[ImageTensorDataset], list | 
     positions = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.long)
     if flat._indices is not None:
         positions = positions[torch.as_tensor(flat._indices, dtype=torch.long)]
-    same = all(leaf.images.shape[1:] == leaves[0].images.shape[1:] for leaf in leaves)
+    same = all(_shape(leaf) == _shape(leaves[0]) for leaf in leaves)
     if not same:
         return "its images differ in size"
     identity = len(positions) == offset and bool((positions == torch.arange(offset)).all())
     return leaves, None if identity else positions.tolist()
 
 
-def resident_bytes(dataset: Sized, leaves: list[ImageTensorDataset]) -> int:
+def resident_bytes(dataset: Sized, leaves: list[Leaf]) -> int:
     """Bytes of ``dataset``'s images as one tensor (labels are negligible)."""
+    if isinstance(leaves[0], ImageFileDataset):
+        return len(dataset) * math.prod(_shape(leaves[0]))  # decoded to uint8
     image = leaves[0].images[0]
     return len(dataset) * image.numel() * image.element_size()
 
@@ -88,8 +103,9 @@ def resident_bytes(dataset: Sized, leaves: list[ImageTensorDataset]) -> int:
 def resident_tensors(dataset: Sized, max_mb: float | None = None) -> tuple[Tensor, Tensor] | str:
     """``(images, labels)`` of every item of ``dataset`` in index order, on the host.
 
-    A string instead says why the dataset cannot be held as tensors: decoded per item, per
-    item transforms, over ``max_mb`` megabytes (2**20 bytes), or items that do not match
+    Image files are decoded here (after the size check). A string instead says why the
+    dataset cannot be held as tensors: not images, per item transforms, over ``max_mb``
+    megabytes (2**20 bytes), or items that do not match
     the tensors (a spot check of three items guards against a wrapper this module does not
     know).
     """
@@ -103,6 +119,7 @@ def resident_tensors(dataset: Sized, max_mb: float | None = None) -> tuple[Tenso
     size_mb = resident_bytes(dataset, leaves) / 2**20
     if max_mb is not None and size_mb > max_mb:
         return f"its images take {size_mb:.0f} MB, over --device-data-max-mb {max_mb:g}"
+    leaves = [leaf.load() if isinstance(leaf, ImageFileDataset) else leaf for leaf in leaves]
     images = torch.cat([leaf.images for leaf in leaves]) if len(leaves) > 1 else leaves[0].images
     labels = torch.cat([leaf.labels for leaf in leaves]) if len(leaves) > 1 else leaves[0].labels
     if positions is not None:
@@ -119,8 +136,9 @@ def resident_tensors(dataset: Sized, max_mb: float | None = None) -> tuple[Tenso
 class ResidentBatches:
     """Batches ``[images[idx], labels[idx]]`` of device tensors, in ``sampler``'s order.
 
-    Iterating draws what a single-process ``DataLoader`` iterator draws from the global
-    generator (its base seed), then ``sampler``'s indices for the epoch; batches of
+    Iterating draws what a ``DataLoader`` iterator draws from the global generator (its
+    base seed: every epoch, or the first only with ``persistent_workers``), then
+    ``sampler``'s indices for the epoch; batches of
     ``batch_size`` (the last one dropped when short and ``drop_last``), as
     ``torch.utils.data.BatchSampler`` cuts them.
     """
@@ -133,18 +151,22 @@ class ResidentBatches:
         batch_size: int,
         drop_last: bool,
         device: str | torch.device,
+        persistent_workers: bool = False,
     ) -> None:
         self.device = torch.device(device)
         self.images = images.to(self.device)  # once per experience
         self.labels = labels.to(self.device)
         self.sampler, self.batch_size, self.drop_last = sampler, batch_size, drop_last
+        self.persistent_workers, self.epochs = persistent_workers, 0
 
     def __len__(self) -> int:
         rows = len(self.sampler)  # type: ignore[arg-type]
         return rows // self.batch_size if self.drop_last else math.ceil(rows / self.batch_size)
 
     def __iter__(self) -> Iterator[list[Tensor]]:
-        torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+        if self.epochs == 0 or not self.persistent_workers:
+            torch.empty((), dtype=torch.int64).random_()  # the DataLoader iterator's base seed
+        self.epochs += 1
         order = torch.as_tensor(list(self.sampler), dtype=torch.long)
         if self.device.type == "cuda":  # one asynchronous copy per epoch, no host wait
             order = order.pin_memory().to(self.device, non_blocking=True)

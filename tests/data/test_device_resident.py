@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -46,8 +47,9 @@ def test_tensors_behind_subsets_and_concatenations_are_the_items():
 
 
 def test_what_cannot_live_on_the_device_is_named():
-    files = ImageFileDataset(["a.png", "b.png"], [0, 1], size=8)
-    assert "decoded per item" in resident_tensors(as_classification_dataset(files))
+    files = ImageFileDataset(["a.png", "b.png"], [0, 1], size=512)  # never decoded: too big
+    assert "over --device-data-max-mb" in resident_tensors(as_classification_dataset(files), 1)
+    assert "holds no image" in resident_tensors([(torch.zeros(2), 0)])
     assert "over --device-data-max-mb" in resident_tensors(
         as_classification_dataset(images(2**20 // 4 + 1)), max_mb=1  # 4 bytes an image
     )
@@ -84,15 +86,15 @@ def test_batches_and_random_draws_are_the_loaders(kind, n):
         assert not torch.equal(got[0][1], got[len(got) // 2][1])
 
 
-def bench(mode: str, out: Path, **train) -> BenchConfig:
+def bench(mode: str, out: Path, stream="digits-periods", options=None, **train) -> BenchConfig:
     return BenchConfig(
-        stream="digits-periods",
+        stream=stream,
         strategies="naive,replay",
         train=TrainConfig(
             epochs=2, batch_size=32, device="cpu", seed=0, data_on_device=mode, **train
         ),
         evaluation=EvalConfig(knn_k=(5,), linear_probe=False, kmeans=False, checkpoints=False),
-        stream_options=StreamOptions(image_size=8, max_images=40),
+        stream_options=StreamOptions(image_size=8, max_images=40, **(options or {})),
         out=out,
         run_name=mode,
         progress=False,
@@ -188,3 +190,21 @@ def test_steps_after_the_first_never_read_a_tensor_on_the_host():
         with HostReads() as mode:
             assert len(list(steps)) == 3
         assert bool(mode.reads) == host_reads  # the loader reads every label per item
+
+
+def test_image_files_decoded_per_experience_train_as_with_a_loader_worker(
+    tmp_path, digit_folder, monkeypatch
+):
+    monkeypatch.setattr(device_resident, "_told", set())  # every fall back warns
+    metrics = {}
+    for mode in ("off", "on"):
+        # One persistent loader worker decodes per item: its iterator draws once per experience.
+        config = bench(mode, tmp_path, "split", {"dataset": str(digit_folder), "tasks": 2})
+        config = dataclasses.replace(config, strategies="naive")
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", UserWarning)  # no fall back to the loader
+            result = run_bench(dataclasses.replace(config, train=dataclasses.replace(
+                config.train, workers=1)))  # fmt: skip
+        assert result.ok, result.failures
+        metrics[mode] = pd.read_csv(result.strategies[0].directory / "metrics.csv")
+    pd.testing.assert_frame_equal(metrics["on"], metrics["off"])

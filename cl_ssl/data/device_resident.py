@@ -93,9 +93,13 @@ def _leaves(data: object, group: str) -> tuple[list[Leaf], list | None] | str:
 
 
 def resident_bytes(dataset: Sized, leaves: list[Leaf]) -> int:
-    """Bytes of ``dataset``'s images as one tensor (labels are negligible)."""
-    if isinstance(leaves[0], ImageFileDataset):
-        return len(dataset) * math.prod(_shape(leaves[0]))  # decoded to uint8
+    """Bytes of ``dataset``'s images as one tensor (labels are negligible).
+
+    Image files count every file of their leaves: all are decoded, used or not.
+    """
+    if any(isinstance(leaf, ImageFileDataset) for leaf in leaves):
+        files = max(len(dataset), sum(len(leaf) for leaf in leaves))
+        return files * math.prod(_shape(leaves[0]))  # decoded to uint8
     image = leaves[0].images[0]
     return len(dataset) * image.numel() * image.element_size()
 
@@ -105,9 +109,8 @@ def resident_tensors(dataset: Sized, max_mb: float | None = None) -> tuple[Tenso
 
     Image files are decoded here (after the size check). A string instead says why the
     dataset cannot be held as tensors: not images, per item transforms, over ``max_mb``
-    megabytes (2**20 bytes), or items that do not match
-    the tensors (a spot check of three items guards against a wrapper this module does not
-    know).
+    megabytes (2**20 bytes), or items that differ from the tensors (a spot check of three
+    items guards against a wrapper this module does not know).
     """
     group = getattr(getattr(dataset, "_transform_groups", None), "current_group", "train")
     found = _leaves(dataset, group)

@@ -196,7 +196,7 @@ class TrainConfig:
         "batches there, in the loader's order (no DataLoader, no copy per step): auto (on "
         "CUDA), on or off (the DataLoader).",
     )
-    device_data_max_mb: float = setting(
+    device_data_max_mb: int = setting(
         4096,
         help="Largest experience (its images, in MB) --data-on-device holds on the device.",
         check=positive,

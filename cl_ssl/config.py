@@ -192,6 +192,17 @@ class TrainConfig:
         help="Gradient updates per incoming batch, each with fresh views (with --online).",
         check=at_least(1),
     )
+    data_on_device: Literal["auto", "on", "off"] = setting(
+        "auto",
+        help="Hold each experience's in-memory training images on the device and index "
+        "batches there, in the loader's order (no DataLoader, no copy per step): auto (on "
+        "CUDA), on or off (the DataLoader).",
+    )
+    device_data_max_mb: int = setting(
+        4096,
+        help="Largest experience (its images, in MB) --data-on-device holds on the device.",
+        check=positive,
+    )
     seed: int = setting(
         0, help="Seed of model init, data order and views; the same for every strategy."
     )

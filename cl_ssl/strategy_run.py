@@ -291,6 +291,8 @@ class StrategyRun:
             channels_last=resolve_channels_last(train.channels_last, self.device),
             online=train.online,
             updates_per_batch=train.updates_per_batch,
+            data_on_device=train.data_on_device,
+            device_data_max_mb=train.device_data_max_mb,
         )
         every = parse_every(config.evaluation.checkpoint_every)
         if every is not None:

@@ -47,6 +47,7 @@ from torch.optim import Optimizer
 
 from cl_ssl import distributed
 from cl_ssl.augment import TwoViewAugment
+from cl_ssl.data import device_resident
 from cl_ssl.interim import InterimCheckpoints
 from cl_ssl.methods.base import SSLMethod
 from cl_ssl.models.ssl_model import SSLModel
@@ -128,6 +129,11 @@ class SSLTemplate(SupervisedTemplate):
         online: One pass in arrival order, each batch ``updates_per_batch`` times
             (:mod:`cl_ssl.online`).
         updates_per_batch: Updates per incoming batch in online mode.
+        data_on_device: ``on``: training batches are indexed from the experience's images
+            held on the device (:mod:`cl_ssl.data.device_resident`) when they are an
+            in-memory tensor of at most ``device_data_max_mb``; ``auto``: so on CUDA
+            only; ``off``: Avalanche's loader.
+        device_data_max_mb: Largest experience (its images, in MB) held on the device.
 
     Example:
         >>> strategy = SSLTemplate(
@@ -155,6 +161,8 @@ class SSLTemplate(SupervisedTemplate):
         channels_last: bool = False,
         online: bool = False,
         updates_per_batch: int = 1,
+        data_on_device: device_resident.DataOnDevice = "off",
+        device_data_max_mb: float = 4096,
     ) -> None:
         kwargs = {} if evaluator is None else {"evaluator": evaluator}
         if channels_last:
@@ -183,6 +191,7 @@ class SSLTemplate(SupervisedTemplate):
             self.ddp = DistributedDataParallel(self.model, device_ids=ids)
         self.sampler: torch.utils.data.DistributedSampler | None = None
         self.online, self.updates_per_batch = online, updates_per_batch
+        self.data_on_device, self.device_data_max_mb = data_on_device, device_data_max_mb
         self.fresh_batch = True  # this step's new images are trained on for the first time
         self.schedule = schedule or LRSchedule()
         self.augment = augment
@@ -289,6 +298,9 @@ class SSLTemplate(SupervisedTemplate):
         image per epoch, a different one each shuffled epoch; every other remainder is kept.
         An epoch is ``ceil(n / B)`` steps, minus one when ``n % B == 1``
         (:func:`lone_last_batch`).
+
+        With :attr:`data_on_device`, the same sampler's batches are indexed from the images
+        held on the device instead (:meth:`_resident_batches`).
         """
         ranks = distributed.world_size()
         shuffle = shuffle and not self.online  # online: the stream's arrival order
@@ -302,7 +314,21 @@ class SSLTemplate(SupervisedTemplate):
                 "process; use a larger experience (--max-images) or fewer processes"
             )
         drop_last = lone_last_batch(rows, self.train_mb_size)
-        if ranks == 1:
+        if ranks > 1:
+            from torch.utils.data import DistributedSampler
+
+            k = self.experience.current_experience
+            self.sampler = DistributedSampler(
+                self.adapted_dataset,
+                num_replicas=ranks,
+                rank=distributed.rank(),
+                shuffle=shuffle,
+                seed=experience_seed(self.train_seed or 0, k, "order"),
+            )
+        persistent = persistent_workers and num_workers > 0
+        if self._resident_batches(shuffle, drop_last, persistent):
+            pass  # batches indexed from the images held on the device
+        elif ranks == 1:
             super().make_train_dataloader(
                 num_workers=num_workers,
                 shuffle=shuffle,
@@ -311,29 +337,46 @@ class SSLTemplate(SupervisedTemplate):
                 drop_last=drop_last,
                 **kwargs,
             )
-            self._repeat_batches()
-            return
-        from avalanche.benchmarks.utils.data_loader import collate_from_data_or_kwargs
-        from torch.utils.data import DataLoader, DistributedSampler
+        else:
+            from avalanche.benchmarks.utils.data_loader import collate_from_data_or_kwargs
+            from torch.utils.data import DataLoader
 
-        k = self.experience.current_experience
-        self.sampler = DistributedSampler(
-            self.adapted_dataset,
-            num_replicas=ranks,
-            rank=distributed.rank(),
-            shuffle=shuffle,
-            seed=experience_seed(self.train_seed or 0, k, "order"),
-        )
-        args = self._obtain_common_dataloader_parameters(
-            batch_size=self.train_mb_size,
-            num_workers=num_workers,
-            pin_memory=pin_memory,
-            persistent_workers=persistent_workers,
-            drop_last=drop_last,
-        )
-        collate_from_data_or_kwargs(self.adapted_dataset, args)
-        self.dataloader = DataLoader(self.adapted_dataset, sampler=self.sampler, **args)
+            args = self._obtain_common_dataloader_parameters(
+                batch_size=self.train_mb_size,
+                num_workers=num_workers,
+                pin_memory=pin_memory,
+                persistent_workers=persistent_workers,
+                drop_last=drop_last,
+            )
+            collate_from_data_or_kwargs(self.adapted_dataset, args)
+            self.dataloader = DataLoader(self.adapted_dataset, sampler=self.sampler, **args)
         self._repeat_batches()
+
+    def _resident_batches(self, shuffle: bool, drop_last: bool, persistent: bool) -> bool:
+        """Batches indexed from the experience's images on the device, if asked and possible.
+
+        The same sampler as the loader's (:mod:`cl_ssl.data.device_resident`), so the same
+        batches; anything else stays on the loader, the reason said once.
+        """
+        if not device_resident.use_resident(self.data_on_device, self.device):
+            return False
+        if len(set(getattr(self.experience, "task_labels", ()))) > 1:
+            tensors = "the experience has several task labels (task-balanced batches)"
+        else:
+            data = self.adapted_dataset
+            tensors = device_resident.resident_tensors(data, self.device_data_max_mb)
+        if isinstance(tensors, str):
+            device_resident.fall_back(tensors)
+            return False
+        from torch.utils.data import RandomSampler, SequentialSampler
+
+        sampler = self.sampler
+        if sampler is None:
+            sampler = (RandomSampler if shuffle else SequentialSampler)(self.adapted_dataset)
+        self.dataloader = device_resident.ResidentBatches(
+            *tensors, sampler, self.train_mb_size, drop_last, self.device, persistent
+        )
+        return True
 
     def _repeat_batches(self) -> None:
         if self.online and self.updates_per_batch > 1:

@@ -11,7 +11,9 @@
   batch's.
 - at every epoch's end, ``Health/data_wait_share``: the time from one step's end to the next
   step's start (the DataLoader handing over a batch, and its copy to the device) over the
-  epoch's wall time. Near 0: the model is the bottleneck; near 1: the data is.
+  epoch's wall time. Near 0: the model is the bottleneck; near 1: the data is. On CUDA
+  both are measured on the device (:class:`StepClock`): the host runs ahead of the GPU, so
+  the share is the GPU's idle time between steps, read once per epoch, never per step.
 
 :attr:`TrainingHealth.data_wait_seconds` accumulates over the run for the summary.
 
@@ -23,10 +25,45 @@ from __future__ import annotations
 
 import time
 
+import torch
 from avalanche.evaluation import PluginMetric
 from avalanche.evaluation.metric_results import MetricValue
 
 from cl_ssl.evaluation.health import effective_rank, embedding_health
+
+
+class StepClock:
+    """Time marks: the host clock, or CUDA events recorded on the device's current stream.
+
+    An event pair (end of step i, start of step i + 1) times the GPU's idle gap: about 0
+    while queued work keeps it busy, the wait when the next batch (launched by the host)
+    comes late. :meth:`seconds` reads events after waiting for the later one: call it at
+    an epoch's end, not per step.
+
+    Example:
+        >>> clock = StepClock(torch.device("cpu"))
+        >>> start = clock.mark()
+        >>> clock.seconds(start, clock.mark()) >= 0
+        True
+    """
+
+    def __init__(self, device: torch.device | None = None) -> None:
+        self.cuda = device is not None and device.type == "cuda"
+
+    def mark(self) -> float | torch.cuda.Event:
+        """Now, on the host or on the device's stream."""
+        if not self.cuda:
+            return time.perf_counter()
+        event = torch.cuda.Event(enable_timing=True)
+        event.record()
+        return event
+
+    def seconds(self, start, end) -> float:
+        """Seconds from mark ``start`` to mark ``end``."""
+        if not self.cuda:
+            return end - start
+        end.synchronize()
+        return start.elapsed_time(end) / 1000
 
 
 class TrainingHealth(PluginMetric[dict]):
@@ -37,8 +74,9 @@ class TrainingHealth(PluginMetric[dict]):
         self.every = every
         self.last: dict[str, float] = {}
         self.data_wait_seconds = 0.0  # over the whole run
-        self._epoch_start = self._step_end = 0.0
-        self._epoch_wait = 0.0
+        self._clock = StepClock()
+        self._epoch_start = self._step_end = self._clock.mark()
+        self._gaps: list[tuple] = []  # (end of a step, start of the next), this epoch
 
     def reset(self) -> None:
         self.last = {}
@@ -47,13 +85,12 @@ class TrainingHealth(PluginMetric[dict]):
         return dict(self.last)
 
     def before_training_epoch(self, strategy) -> None:
-        self._epoch_start = self._step_end = time.perf_counter()
-        self._epoch_wait = 0.0
+        self._clock = StepClock(getattr(strategy, "device", None))
+        self._epoch_start = self._step_end = self._clock.mark()
+        self._gaps = []
 
     def before_training_iteration(self, strategy) -> None:
-        waited = time.perf_counter() - self._step_end
-        self._epoch_wait += waited
-        self.data_wait_seconds += waited
+        self._gaps.append((self._step_end, self._clock.mark()))
 
     def after_training_iteration(self, strategy) -> list[MetricValue]:
         values = []
@@ -74,12 +111,15 @@ class TrainingHealth(PluginMetric[dict]):
             if health.alignment is not None:
                 self.last["alignment"] = health.alignment
             values = [MetricValue(self, f"Health/{k}", v, step) for k, v in self.last.items()]
-        self._step_end = time.perf_counter()
+        self._step_end = self._clock.mark()
         return values
 
     def after_training_epoch(self, strategy) -> list[MetricValue]:
-        elapsed = time.perf_counter() - self._epoch_start
-        share = self._epoch_wait / elapsed if elapsed > 0 else 0.0
+        elapsed = self._clock.seconds(self._epoch_start, self._clock.mark())
+        waited = sum(self._clock.seconds(end, start) for end, start in self._gaps)
+        self._gaps = []
+        self.data_wait_seconds += waited
+        share = waited / elapsed if elapsed > 0 else 0.0
         step = strategy.clock.train_iterations
         return [MetricValue(self, "Health/data_wait_share", share, step)]
 

@@ -1,10 +1,11 @@
 """``clssl speed``: images/s of cl-ssl's training against hand-written SimCLR loops.
 
 Rows (each in its own process, same model, data, batch, threads and timing protocol):
-``loop-lightly``, ``loop-batched`` (hand-written loops), ``data``, ``data-disk`` (the data
-pipeline alone), ``step`` (the model step alone) and strategy specs (``naive``,
-``lwf-ssl``, ``ewc``, ``replay``, ``cassle``, ``a+b``) trained through cl-ssl's template
-and timed on experience 1. See docs/performance.md for what each row means.
+``loop-lightly``, ``loop-batched`` (hand-written loops), ``data``, ``data-device``,
+``data-disk`` (the data pipeline alone), ``step`` (the model step alone) and strategy
+specs (``naive``, ``lwf-ssl``, ``ewc``, ``replay``, ``cassle``, ``a+b``, ``naive@device``)
+trained through cl-ssl's template and timed on experience 1. See docs/performance.md for
+what each row means.
 
 Example:
     >>> report = run_speed(SpeedConfig(rows=("loop-batched", "naive")))

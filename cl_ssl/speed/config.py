@@ -30,11 +30,13 @@ from cl_ssl.flags import (
 
 LOOP_ROWS = ("loop-lightly", "loop-batched")
 """Hand-written SimCLR loops a user would write: the baselines of the ratios."""
-PIPELINE_ROWS = ("data", "data-disk", "step")
+PIPELINE_ROWS = ("data", "data-device", "data-disk", "step")
 """The data pipeline alone (in memory, from image files) and the model step alone."""
 STRATEGY_ROWS = ("naive", "lwf-ssl", "ewc", "replay", "cassle")
 """cl-ssl's own training, timed on experience 1 (any strategy spec, ``a+b`` too, is accepted)."""
 DEFAULT_ROWS = LOOP_ROWS + PIPELINE_ROWS + STRATEGY_ROWS
+DATA_SUFFIXES = {"@device": "on", "@loader": "off"}
+"""A strategy row's suffix: its batches indexed on the device, or from the DataLoader."""
 DEFAULT_DATA_ROOT = Path("../shared/data/cifar10/train")
 
 DataKind = Literal["auto", "cifar10", "synthetic"]
@@ -84,7 +86,8 @@ class SpeedConfig:
     )
     rows: tuple[str, ...] = setting(
         DEFAULT_ROWS,
-        help="Rows to run, in order, comma-separated: loops, pipeline rows or any strategy spec.",
+        help="Rows to run, in order, comma-separated: loops, pipeline rows or any strategy spec "
+        "(naive@device, naive@loader: its data on the device or on the DataLoader).",
         parse=parse_words,
         cli_type=str,
         check=lambda v: None if v else f"is empty: pass rows from {', '.join(DEFAULT_ROWS)}",
@@ -189,6 +192,19 @@ class SpeedConfig:
             raise ValueError(f"unknown speed config key(s) {sorted(unknown)}")
         values["rows"] = tuple(values.get("rows", DEFAULT_ROWS))
         return cls(**values)
+
+
+def row_data(row: str) -> tuple[str, str]:
+    """A strategy row's spec and ``--data-on-device`` value (no suffix: auto).
+
+    Example:
+        >>> row_data("naive@device"), row_data("lwf-ssl")
+        (('naive', 'on'), ('lwf-ssl', 'auto'))
+    """
+    for suffix, mode in DATA_SUFFIXES.items():
+        if row.endswith(suffix):
+            return row.removesuffix(suffix), mode
+    return row, "auto"
 
 
 def parse_switch(value: str, flag: str) -> bool | None:

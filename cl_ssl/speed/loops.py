@@ -7,6 +7,9 @@
   device by cl-ssl's batched Kornia pipeline; both views in one forward, as cl-ssl does.
 - ``data`` / ``data-disk``: loader + batched augmentation, no model, with cl-ssl's loader
   workers: in memory, or from image files decoded per item.
+- ``data-device``: the same images held on the device, batches indexed there
+  (:class:`~cl_ssl.data.device_resident.ResidentBatches`, ``--data-on-device``), then the
+  batched augmentation.
 - ``step``: cl-ssl's model and SimCLR loss on pre-made views: forward, backward, step, with
   cl-ssl's precision and memory format.
 
@@ -152,6 +155,24 @@ def data_pipeline(
     return {"workers": workers}
 
 
+def data_device(config: SpeedConfig, source: DataSource, device, watch: Stopwatch) -> dict:
+    """Batches indexed from the images held on the device + batched augmentation."""
+    from torch.utils.data import RandomSampler
+
+    from cl_ssl.data.device_resident import ResidentBatches
+
+    data = source.dataset(watch.total * config.batch_size, "memory")
+    augment = batched_augment(config, device)
+    batches = ResidentBatches(
+        data.images, data.labels, RandomSampler(data), config.batch_size, True, device
+    )
+    for images, _ in batches:
+        augment(images)
+        if watch.tick(images.shape[0]):
+            break
+    return {"workers": 0}
+
+
 def model_step(config: SpeedConfig, source: DataSource, device, watch: Stopwatch) -> dict:
     """cl-ssl's SSL model and loss on one pre-augmented batch: the step's ceiling."""
     model, method = cl_ssl_model(config)
@@ -198,6 +219,7 @@ ROWS = {
     "loop-lightly": loop_lightly,
     "loop-batched": loop_batched,
     "data": lambda c, s, d, w: data_pipeline(c, s, d, w, "memory"),
+    "data-device": data_device,
     "data-disk": lambda c, s, d, w: data_pipeline(c, s, d, w, "disk"),
     "step": model_step,
 }

@@ -23,7 +23,7 @@ from collections.abc import Callable
 
 import torch
 
-from cl_ssl.speed.config import LOOP_ROWS, PIPELINE_ROWS, SpeedConfig
+from cl_ssl.speed.config import LOOP_ROWS, PIPELINE_ROWS, SpeedConfig, row_data
 from cl_ssl.speed.data import DataSource
 from cl_ssl.speed.timing import (
     Stopwatch,
@@ -101,12 +101,12 @@ def check_rows(config: SpeedConfig) -> None:
     runs = []
     for name in names:
         try:
-            parsed = parse_spec(name)
+            parsed = parse_spec(row_data(name)[0])
         except UnknownNameError:
             fixed = ", ".join(LOOP_ROWS + PIPELINE_ROWS)
             raise ValueError(
                 f"unknown row '{name}'; choose from: {fixed} or a strategy spec "
-                f"({', '.join(strategies.names())}, A+B)"
+                f"({', '.join(strategies.names())}, A+B, naive@device, naive@loader)"
             ) from None
         if len(parsed) != 1:
             raise ValueError(f"row '{name}' names several runs: give each as its own row")

@@ -21,7 +21,7 @@ from pathlib import Path
 import torch
 from avalanche.core import SupervisedPlugin
 
-from cl_ssl.speed.config import SpeedConfig
+from cl_ssl.speed.config import SpeedConfig, row_data
 from cl_ssl.speed.data import DataSource
 from cl_ssl.speed.timing import Stopwatch
 
@@ -61,7 +61,7 @@ class TimingPlugin(SupervisedPlugin):
         return {name: float(total) / steps for name, total in sorted(self.term_sums.items())}
 
 
-def train_config(config: SpeedConfig):
+def train_config(config: SpeedConfig, data_on_device: str = "auto"):
     """The bench's :class:`~cl_ssl.config.TrainConfig` for this speed config."""
     from cl_ssl.config import TrainConfig
 
@@ -75,19 +75,24 @@ def train_config(config: SpeedConfig):
         precision=config.precision,
         channels_last=config.channels_last,
         compile=config.compile,
+        data_on_device=data_on_device,
     )
 
 
 def strategy_row(
     name: str, config: SpeedConfig, source: DataSource, device, watch: Stopwatch
 ) -> dict:
-    """Train experience 0 briefly, then time experience 1 of strategy spec ``name``."""
+    """Train experience 0 briefly, then time experience 1 of strategy spec ``name``.
+
+    ``name@device`` / ``name@loader``: with ``--data-on-device on`` / ``off``.
+    """
     from cl_ssl.config import BenchConfig, EvalConfig
     from cl_ssl.strategy import parse_spec
     from cl_ssl.strategy_run import StrategyRun
     from cl_ssl.streams import ExperienceData, StreamOptions, make_stream
 
-    (run_names,) = parse_spec(name)
+    spec, data_on_device = row_data(name)
+    (run_names,) = parse_spec(spec)
     batch = config.batch_size
     first = config.first_experience_steps * batch
     test = source.dataset(2, config.storage)  # never evaluated: the stream needs one
@@ -98,8 +103,8 @@ def strategy_row(
     stream = make_stream("speed", experiences, config.image_size, StreamOptions())
     bench = BenchConfig(
         stream="speed",
-        strategies=name,
-        train=train_config(config),
+        strategies=spec,
+        train=train_config(config, data_on_device),
         evaluation=EvalConfig(checkpoints=False),
         strategy_options={k: v for k, v in config.strategy_options.items() if k in run_names},
         progress=False,

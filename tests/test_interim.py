@@ -64,13 +64,15 @@ def position(path: Path) -> tuple[int, int, int]:
 
 
 @pytest.mark.parametrize(
-    ("every", "event", "nth", "saved"),
+    ("every", "event", "nth", "saved", "extra"),
     [
-        ("3steps", "train", STEPS + 8, (1, 1, 2)),  # last step of exp 1: mid-epoch at 6
-        ("3steps", "train", 5, (0, 0, 3)),  # experience 0: from the seed's initial weights
-        ("1", "train", STEPS + 7, (1, 1, 0)),  # the epochs form: epoch 0 of exp 1 done
+        ("3steps", "train", STEPS + 8, (1, 1, 2), ()),  # last step of exp 1: mid-epoch at 6
+        ("3steps", "train", 5, (0, 0, 3), ()),  # experience 0: from the seed's initial weights
+        ("1", "train", STEPS + 7, (1, 1, 0), ()),  # the epochs form: epoch 0 of exp 1 done
         # Half-written (the 5th checkpoint: exp 1's at step 6): the one at step 3 is intact.
-        ("3steps", "checkpoint", 5, (1, 0, 3)),
+        ("3steps", "checkpoint", 5, (1, 0, 3), ()),
+        # Batches indexed from device-held images redraw the epoch's order as the loader does.
+        ("3steps", "train", STEPS + 8, (1, 1, 2), ("--data-on-device", "on")),
     ],
 )
 def test_killed_inside_an_experience_resumes_to_the_uninterrupted_metrics(
@@ -81,9 +83,10 @@ def test_killed_inside_an_experience_resumes_to_the_uninterrupted_metrics(
     event,
     nth,
     saved,
+    extra,
 ):
     out = ["--out", str(tmp_path), "--run", "killed"]
-    command = [*BENCH, "--checkpoint-every", every, *out]
+    command = [*BENCH, "--checkpoint-every", every, *extra, *out]
     killed = forks.run(event, nth, tmp_path / "unused", tmp_path / "log", *command)
     assert killed["signal"] == 9, (tmp_path / "log").read_text()[-2000:]
     run = tmp_path / "killed" / STRATEGY / "seed0"

@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from cl_ssl.atomic import atomic_write
 from cl_ssl.data.datasets import LoadedDataset
 from cl_ssl.data.files import in_memory
 from cl_ssl.data.images import ImageTensorDataset
@@ -53,7 +54,9 @@ def save_npz(path: Path, data: LoadedDataset) -> None:
         arrays["label_names"] = np.asarray(names, dtype=str)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path, "wb") as file:  # an open file: savez would append .npz to other names
+    # An open file (savez would append .npz to other names), replacing ``path`` only once
+    # whole: a half-written archive never sits where a bench would read it.
+    with atomic_write(path, binary=True) as file:
         np.savez_compressed(file, **arrays)
 
 

@@ -245,6 +245,8 @@ def report(
     apart (``incomplete.csv``, under the table in ``report.md``), never ranked; exits 1
     when no run finished.
     """
+    from cl_ssl.reporting.paired import CAPTION as PAIRED_CAPTION
+    from cl_ssl.reporting.paired import paired_figures, paired_table
     from cl_ssl.reporting.plots import write_plots
     from cl_ssl.reporting.report import load_runs
     from cl_ssl.reporting.summary import (
@@ -278,17 +280,30 @@ def report(
             fg=typer.colors.RED,
         )
         raise typer.Exit(1)
-    table = method_column(headline_table(runs.tidy, runs.timings))  # a grid: method column
+    ranked = headline_table(runs.tidy, runs.timings)
+    table = method_column(ranked)  # a grid: method column
     write_csv(out / "report.csv", table, index=False)
+    found = figures_by_seed(runs.tidy)
+    paired = paired_figures(found)
+    pairs = ""
+    if not paired.empty:  # naive ran: every strategy against it, seed by seed
+        write_csv(out / "paired.csv", paired, index=False)
+        pairs = PAIRED_CAPTION + method_column(
+            paired_table(paired, list(ranked["strategy"]))
+        ).to_markdown(index=False)
+    else:
+        (out / "paired.csv").unlink(missing_ok=True)  # of an earlier report
     write_text(
         out / "report.md",
-        "\n\n".join(filter(None, [table.to_markdown(index=False), incomplete])) + "\n",
+        "\n\n".join(filter(None, [table.to_markdown(index=False), pairs, incomplete])) + "\n",
     )
-    write_csv(out / "figures.csv", figures_by_seed(runs.tidy), index=False)
+    write_csv(out / "figures.csv", found, index=False)
     write_csv(out / "report_stats.csv", summary_stats(runs.tidy, runs.timings), index=False)
     write_csv(out / "metrics.csv", runs.tidy, index=False)
     write_plots(runs.tidy, out)
     typer.echo(table.to_markdown(index=False))
+    if pairs:
+        typer.echo("\n" + pairs)
     if incomplete:
         typer.echo("\n" + incomplete)
     typer.echo(f"\nreport: {out}")

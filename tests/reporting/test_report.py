@@ -132,6 +132,20 @@ def test_seeds_merge_across_devices_and_a_run_reached_twice_counts_once(tmp_path
     assert table.loc["naive", "final acc (all-classes kNN-20)"] == "0.605 ± 0.007"
 
 
+def test_clssl_report_pairs_every_strategy_with_naive_seed_by_seed(tmp_path):
+    for seed in (0, 1):
+        write_run(tmp_path / "runs", seed=seed)
+        write_run(tmp_path / "runs", strategy="replay", seed=seed, base=0.6)
+    result = report(tmp_path / "runs", out=tmp_path / "report")
+    assert result.exit_code == 0, result.output
+    paired = pd.read_csv(tmp_path / "report" / "paired.csv").set_index(["strategy", "column"])
+    final = paired.loc[("replay", "final acc (all-classes kNN-20) − naive")]
+    assert (final["n"], final["mean"]) == (2, pytest.approx(0.1))
+    assert paired.loc[("replay", "forgetting − naive"), "mean"] == pytest.approx(0.0)
+    assert "Paired against naive" in (tmp_path / "report" / "report.md").read_text()
+    assert "+0.100 [+0.100, +0.100]" in result.output
+
+
 def test_duplicate_strategy_and_seed_is_refused(tmp_path):
     a, b = write_run(tmp_path / "a"), write_run(tmp_path / "b")
     message = f"duplicate runs of naive seed 0: {a} and {b}; pass each (strategy, seed) once"

@@ -173,6 +173,7 @@ def test_learning_and_forgetting_reads_learned_and_drop_from_the_matrix(tmp_path
     import subprocess
 
     import pandas as pd
+    from scipy import stats
 
     # b = untrained, then R after experiences 0, 1, 2 (all-classes linear).
     matrix = {
@@ -181,29 +182,36 @@ def test_learning_and_forgetting_reads_learned_and_drop_from_the_matrix(tmp_path
         1: [0.30, 0.70, 0.81],
         2: [0.27, 0.69, 0.90],
     }
-    rows = [
-        {
-            "strategy": "naive",
-            "seed": 0,
-            "metric": "all_linear",
-            "train_exp": i,
-            "eval_exp": j,
-            "value": v,
-        }
-        for i, values in matrix.items()
-        for j, v in enumerate(values)
-    ]
-    csv = tmp_path / "runs" / "b" / "naive" / "seed0" / "metrics.csv"
-    csv.parent.mkdir(parents=True)
-    pd.DataFrame(rows).to_csv(csv, index=False)
-    script = [sys.executable, str(EXAMPLES / "study" / "learning_and_forgetting.py"), str(csv)]
+    # seed 1: the same, but R[0][0] = 0.45 (first learned 0.25, first drop 0.18)
+    csvs = []
+    for seed, first in ((0, 0.35), (1, 0.45)):
+        rows = [
+            {
+                "strategy": "naive",
+                "seed": seed,
+                "metric": "all_linear",
+                "train_exp": i,
+                "eval_exp": j,
+                "value": first if (i, j) == (0, 0) else v,
+            }
+            for i, values in matrix.items()
+            for j, v in enumerate(values)
+        ]
+        csv = tmp_path / "runs" / f"b{seed}" / "naive" / f"seed{seed}" / "metrics.csv"
+        csv.parent.mkdir(parents=True)
+        pd.DataFrame(rows).to_csv(csv, index=False)
+        csvs.append(str(csv))
+    script = [sys.executable, str(EXAMPLES / "study" / "learning_and_forgetting.py"), *csvs]
     out = subprocess.run(script, check=True, capture_output=True, text=True).stdout
-    (row,) = [line for line in out.splitlines() if "| naive" in line]
-    cells = [c.strip() for c in row.split("|")[1:-1]]
+    run0, _run1, over_seeds = [line for line in out.splitlines() if "| naive" in line]
+    cells = [c.strip() for c in run0.split("|")[1:-1]]
     assert cells[4] == "+0.150 +0.100 +0.100"  # R[j][j] - b[j]
     assert float(cells[5]) == pytest.approx(0.35 / 3, abs=1e-3)
     assert cells[6] == "+0.080 +0.010"  # R[j][j] - R[2][j], earlier experiences only
     assert float(cells[7]) == pytest.approx(0.045, abs=1e-3)
+    # over the two seeds: first learned 0.15 and 0.25, mean 0.20 with a t-interval (1 dof)
+    half = stats.t.ppf(0.975, 1) * np.std([0.15, 0.25], ddof=1) / 2**0.5
+    assert f"+0.200 [{0.2 - half:+.3f}, {0.2 + half:+.3f}]" in over_seeds
 
 
 def test_eval_speed_times_every_part_of_an_evaluation_and_both_probes(monkeypatch, capsys):

@@ -5,7 +5,9 @@
 
 for the all-classes linear probe and kNN-20, plus their means over the stream. A study
 budget must first learn (learned >= 0.10 on the experience just learned) before naive's
-drop says anything about forgetting (docs/results.md, "Finding the budget").
+drop says anything about forgetting (docs/results.md, "Finding the budget"). A second
+table gives, per (strategy, metric) over the seeds, the mean of each figure with its 95%
+Student-t interval: the first experience's and the stream's mean learned and drop.
 
     python examples/study/learning_and_forgetting.py runs/budget/*/naive/seed*/metrics.csv
 """
@@ -15,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from scipy import stats
 
 from cl_ssl.evaluation.continual import tidy_matrix
 
@@ -42,11 +45,34 @@ def rows(csv: Path) -> list[dict]:
                     "mean learned": np.mean(learned),
                     "drop per exp": " ".join(f"{v:+.3f}" for v in drop),
                     "mean drop": np.mean(drop) if drop else np.nan,
+                    "first learned": learned[0],
+                    "first drop": drop[0] if drop else np.nan,
                 }
             )
     return out
 
 
+def over_seeds(table: pd.DataFrame) -> pd.DataFrame:
+    """Mean over seeds ``[95% interval]`` of each figure, per (strategy, metric)."""
+    figures = ["first learned", "mean learned", "first drop", "mean drop"]
+    out = []
+    for (strategy, metric), group in table.groupby(["strategy", "metric"], sort=False):
+        row = {"strategy": strategy, "metric": metric, "seeds": len(group)}
+        for figure in figures:
+            values = group[figure].dropna()
+            mean = values.mean()
+            if len(values) < 2:
+                row[figure] = f"{mean:+.3f}"
+                continue
+            half = stats.t.ppf(0.975, len(values) - 1) * values.std(ddof=1) / len(values) ** 0.5
+            row[figure] = f"{mean:+.3f} [{mean - half:+.3f}, {mean + half:+.3f}]"
+        out.append(row)
+    return pd.DataFrame(out)
+
+
 if __name__ == "__main__":
     table = pd.DataFrame([r for path in sys.argv[1:] for r in rows(Path(path))])
-    print(table.to_markdown(index=False, floatfmt=".3f"))
+    shown = table.drop(columns=["first learned", "first drop"])
+    print(shown.to_markdown(index=False, floatfmt=".3f"))
+    print()
+    print(over_seeds(table).to_markdown(index=False))

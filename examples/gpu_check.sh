@@ -44,6 +44,7 @@ BUDGET=${BUDGET:-$([ $QUICK = 1 ] && echo 1200 || echo 480)}  # a busy CPU is sl
 mkdir -p "$OUT/logs" && OUT=$(cd "$OUT" && pwd) || exit 2
 PACK=$(realpath -m "$PACK") WHEELS=$(realpath -m "$WHEELS")
 TMP=$(mktemp -d) && trap 'rm -rf "$TMP"' EXIT
+DATA_DIR=$TMP/data
 cd "$REPO" || exit 2
 rm -rf "$OUT/bench" "$OUT"/speed-*.json "$OUT/compare.json" && : > "$OUT/steps.tsv"
 
@@ -83,7 +84,7 @@ if [ $QUICK = 1 ]; then
 else
   BENCH=(--backbone resnet18 --batch-size 256 --eval-batch-size 1024)
 fi
-BENCH=(bench --stream cifar10-split --data-root "$TMP/data/cifar10" --max-images 1200
+BENCH=(bench --stream cifar10-split --data-root "$DATA_DIR/cifar10" --max-images 1200
        --max-test-images 400 --strategy naive --epochs 1
        --eval-protocols all --no-checkpoints --no-progress --device "$DEVICE"
        --out "$OUT/bench" "${BENCH[@]}")

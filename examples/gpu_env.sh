@@ -3,11 +3,12 @@
 #
 # Needs REPO (the checkout), TMP (an empty temporary folder), OUT (the report folder, with
 # logs/ and an emptied steps.tsv), BUDGET (seconds), PY (python), WHEELS (a folder of
-# wheels), PACK (examples/gpu_data.py --pack's file); ONLY (optional: STEP,STEP to run).
+# wheels), PACK (examples/gpu_data.py --pack's file), DATA_DIR (where it unpacks); ONLY
+# (optional: STEP,STEP to run).
 # gpu_setup copies cl-ssl to $TMP/src, installs the wheels with pip --no-deps --no-index
 # into $TMP/site (the machine's torch is never touched), puts both first on PYTHONPATH,
-# unpacks the data to $TMP/data (so $TMP/data/cifar10 is CIFAR-10's folder tree) and leaves
-# the caller in the empty $TMP/work.
+# unpacks the data to $DATA_DIR ($DATA_DIR/cifar10 is then CIFAR-10's folder tree) and
+# leaves the caller in the empty $TMP/work.
 # Environment: GPU_CHECK_BASE_PATH (a folder put after the wheels on PYTHONPATH;
 # examples/gpu_wheels.sh --verify emulates the machine with it).
 
@@ -49,7 +50,7 @@ copy_source() {
   ls "$TMP/src/cl_ssl/strategies/" "$TMP/src/cl_ssl/benchmarks/" | head -n 3
 }
 export -f copy_source
-export REPO TMP PACK
+export REPO TMP PACK DATA_DIR
 
 gpu_setup() {
   step source copy_source
@@ -69,14 +70,14 @@ gpu_setup() {
     skip wandb "not installed: examples/gpu_stubs/wandb stands in for Avalanche's import"
   fi
   export PYTHONUNBUFFERED=1
-  step data "$PY" "$REPO/examples/gpu_data.py" --unpack "$PACK" --to "$TMP/data"
+  step data "$PY" "$REPO/examples/gpu_data.py" --unpack "$PACK" --to "$DATA_DIR"
 }
 
 # with_data COMMAND...: COMMAND, or a failure naming the fix when the data did not unpack
 # (a missing pack fails the steps that read it, not the script).
 with_data() {
-  [ -d "$TMP/data/cifar10/train" ] || {
-    echo "no data in $TMP/data: the pack $PACK did not unpack (python examples/gpu_data.py --pack writes it)"
+  [ -d "$DATA_DIR/cifar10/train" ] || {
+    echo "no data in $DATA_DIR: the pack $PACK did not unpack (python examples/gpu_data.py --pack writes it)"
     return 1
   }
   "$@"

@@ -118,8 +118,8 @@ D=(--stream vods --stream-opt base=twitch-periods --stream-opt frames=8
 
 # (1), (2): stream (a); replay's buffer holds a tenth of the stream, as in the CPU tier.
 tier "a-small-$S" naive,joint "${A[@]}" "${FIT[@]}"
-tier "a-small-strategies-$S" "$STRATEGIES" "${A[@]}" "${FIT[@]}" \
-  --opt replay.mem-size=5000
+REPLAY=() && [[ $STRATEGIES == *replay* ]] && REPLAY=(--opt replay.mem-size=5000)
+tier "a-small-strategies-$S" "$STRATEGIES" "${A[@]}" "${FIT[@]}" "${REPLAY[@]}"
 # (3): the drift manifest of stream (c) (the CPU tier's, with as many frames per category
 # as the data allows: a category can show in all 4 periods, each taking new images), then
 # (c) and (d)'s three benches at once.

@@ -123,6 +123,9 @@ def main() -> None:
         args.test_per_class = args.test_per_class or 200
         note = pack_npz(args)
     print(f"{args.out}: {note}, {args.out.stat().st_size / 2**20:.1f} MiB")
+    if args.pack:  # what travels with the checkout: this folder (the wheels beside the pack)
+        total = sum(f.stat().st_size for f in args.out.parent.rglob("*") if f.is_file())
+        print(f"{args.out.parent}: {total / 2**20:.1f} MiB in all, with what lies beside it")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,7 @@ download() {
 if [ "${1:-}" != --verify ]; then
   download 3.12.3 "$DEST"  # the machine's python3 (device notes); 3.12 alone means 3.12.0
   ls -1 "$DEST"
-  du -ch "$DEST" gpu-carry/*.npz 2>/dev/null | tail -n 1 | sed 's/total$/carried in all (gpu-carry)/'
+  du -ch "$DEST" gpu-carry/*.tar.gz 2>/dev/null | tail -n 1 | sed 's/total$/carried in all (gpu-carry)/'
   exit 0
 fi
 
@@ -92,8 +92,8 @@ for dist in distributions():
             (view / top).symlink_to(source)
 print(f"emulated machine: {len(list(view.iterdir()))} entries of {len(listed)} listed packages")
 EOF
-PYTHONPATH=$PWD "$PYTHON" examples/gpu_data.py --train-per-class 8 --test-per-class 4 --out "$TMP/tiny.npz"
+"$PYTHON" examples/gpu_data.py --pack --train-per-class 8 --test-per-class 4 --out "$TMP/tiny.tar.gz"
 GPU_CHECK_PYTHON="$TMP/bare/bin/python" GPU_CHECK_BASE_PATH="$TMP/machine" PYTHONPATH= \
   OMP_NUM_THREADS=1 bash examples/gpu_check.sh --device cpu --quick --wheels "$TWINS" \
-  --data "$TMP/tiny.npz" --out gpu-verify/report
+  --pack "$TMP/tiny.tar.gz" --out gpu-verify/report
 echo "verified: the carried set (Python 3.11 twins) ran the quick check; gpu-verify/report/report.md"

@@ -1,48 +1,81 @@
 """examples/gpu_check.sh --device cpu --quick: the GPU check's every step, end to end, here."""
 
+import filecmp
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import torch
-
-from cl_ssl.data.datasets import LoadedDataset
-from cl_ssl.data.images import ImageTensorDataset
-from cl_ssl.data.npz import save_npz
+from PIL import Image
+from sklearn.datasets import load_digits
 
 REPO = Path(__file__).resolve().parents[1]
+GPU_DATA = REPO / "examples/gpu_data.py"
 
 
-def tiny_cifar(path: Path, per_class: int) -> Path:
-    generator = torch.Generator().manual_seed(0)
+def write_tiny_cifar(root: Path, per_class: int) -> Path:
+    """``root/{train,test}/<class>/<n>.jpg`` (CIFAR-10's layout): digits at 32 px, 10 classes."""
+    digits = load_digits()
+    for split, count, offset in (("train", per_class, 0), ("test", per_class // 2, per_class)):
+        for label in range(10):
+            (root / split / f"class{label}").mkdir(parents=True)
+            for n, image in enumerate(digits.images[digits.target == label][offset:][:count]):
+                pixels = np.repeat(np.repeat(image * 255 / 16, 4, 0), 4, 1).astype(np.uint8)
+                rgb = Image.fromarray(np.stack([pixels] * 3, axis=-1))
+                rgb.save(root / split / f"class{label}" / f"{n:04d}.jpg", quality=90)
+    return root
 
-    def split(n: int) -> ImageTensorDataset:
-        labels = torch.arange(10).repeat_interleave(n)
-        images = torch.randint(0, 256, (len(labels), 3, 8, 8), generator=generator)
-        return ImageTensorDataset(images.to(torch.uint8), labels, tuple("abcdefghij"))
 
-    save_npz(path, LoadedDataset(split(per_class), split(per_class // 2)))
-    return path
+def gpu_data(*args: object) -> str:
+    command = [sys.executable, str(GPU_DATA), *map(str, args)]
+    return subprocess.run(command, capture_output=True, text=True, check=True).stdout
+
+
+def tiny_pack(tmp_path: Path, per_class: int) -> Path:
+    root = write_tiny_cifar(tmp_path / "jpegs", per_class)
+    gpu_data("--pack", "--root", root, "--out", tmp_path / "tiny.tar.gz")
+    return tmp_path / "tiny.tar.gz"
+
+
+def test_the_pack_unpacks_to_the_same_files_and_packing_is_deterministic(tmp_path):
+    root = write_tiny_cifar(tmp_path / "jpegs", per_class=6)
+    packed = tmp_path / "a.tar.gz"
+    assert "90 JPEG files" in gpu_data("--pack", "--root", root, "--out", packed)
+    gpu_data("--pack", "--root", root, "--out", tmp_path / "b.tar.gz")
+    assert packed.read_bytes() == (tmp_path / "b.tar.gz").read_bytes()
+    gpu_data("--unpack", packed, "--to", tmp_path / "out")
+    files = sorted(p.relative_to(root) for p in root.rglob("*.jpg"))
+    out = tmp_path / "out/cifar10"  # every file of the pack is there, and nothing else
+    assert len(files) == 90
+    assert sorted(p.relative_to(out) for p in (tmp_path / "out").rglob("*") if p.is_file()) == files
+    assert all(filecmp.cmp(root / f, out / f, shallow=False) for f in files)
+    # A sample: the same seeded 2 test images per class on every call, all of the training.
+    gpu_data("--pack", "--root", root, "--test-per-class", 2, "--out", tmp_path / "c.tar.gz")
+    gpu_data("--unpack", tmp_path / "c.tar.gz", "--to", tmp_path / "sample")
+    assert len(list((tmp_path / "sample/cifar10/train").rglob("*.jpg"))) == 60
+    assert len(list((tmp_path / "sample/cifar10/test").rglob("*.jpg"))) == 20
 
 
 def check(tmp_path: Path, data: Path, *extra: str) -> tuple[subprocess.CompletedProcess, Path]:
     out = tmp_path / "report"
     env = {**os.environ, "GPU_CHECK_PYTHON": sys.executable, "OMP_NUM_THREADS": "1"}
     command = ["bash", str(REPO / "examples/gpu_check.sh"), "--device", "cpu", "--quick",
-               "--data", str(data), "--wheels", str(tmp_path / "no-wheels"),
+               "--pack", str(data), "--wheels", str(tmp_path / "no-wheels"),
                "--out", str(out), *extra]  # fmt: skip
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600), out
 
 
 def test_quick_check_runs_every_step_and_reports_each(tmp_path):
-    result, out = check(tmp_path, tiny_cifar(tmp_path / "tiny.npz", per_class=8))
+    result, out = check(tmp_path, tiny_pack(tmp_path, per_class=8))
     assert result.returncode == 0, result.stderr[-3000:]
     report = json.loads((out / "report.json").read_text())
     status = {s["step"]: s["status"] for s in report["steps"]}
     assert status == {
-        "source": "passed", "wheels": "skipped", "environment": "passed", "imports": "passed",
+        "source": "passed", "wheels": "skipped", "data": "passed", "environment": "passed",
+        "imports": "passed",
         "speed-channels-last": "passed", "speed-contiguous": "passed",
         "speed-compile": "skipped", "bench": "passed", "bench-torchrun": "passed",
         "bench-compare": "passed",
@@ -62,19 +95,19 @@ def test_quick_check_runs_every_step_and_reports_each(tmp_path):
 
 
 def test_a_failing_step_is_reported_and_the_others_still_run(tmp_path):
-    result, out = check(tmp_path, tmp_path / "absent.npz", "--only", "bench,bench-compare")
+    result, out = check(tmp_path, tmp_path / "absent.tar.gz", "--only", "bench,bench-compare")
     assert result.returncode == 1
     report = json.loads((out / "report.json").read_text())
-    assert report["failed"] == ["bench", "bench-compare"]  # no runs to compare either
+    assert report["failed"] == ["data", "bench", "bench-compare"]  # no runs to compare either
     status = {s["step"]: s["status"] for s in report["steps"]}
     assert status["source"] == "passed" and status["speed-channels-last"] == "skipped"
     bench = next(s for s in report["steps"] if s["step"] == "bench")
     assert "gpu_data.py" in bench["note"]
-    assert "FAILED: bench" in (out / "report.md").read_text()
+    assert "FAILED: data, bench" in (out / "report.md").read_text()
 
 
 def test_steps_past_the_budget_fail_without_starting(tmp_path):
-    result, out = check(tmp_path, tmp_path / "absent.npz", "--only", "environment", "--budget", "5")
+    result, out = check(tmp_path, tmp_path / "none.tgz", "--only", "environment", "--budget", "5")
     assert result.returncode == 1
     report = json.loads((out / "report.json").read_text())
     environment = next(s for s in report["steps"] if s["step"] == "environment")

@@ -197,7 +197,7 @@ def test_learning_and_forgetting_reads_learned_and_drop_from_the_matrix(tmp_path
             for i, values in matrix.items()
             for j, v in enumerate(values)
         ]
-        csv = tmp_path / "runs" / f"b{seed}" / "naive" / f"seed{seed}" / "metrics.csv"
+        csv = tmp_path / "runs" / f"b-s{seed}" / "naive" / f"seed{seed}" / "metrics.csv"
         csv.parent.mkdir(parents=True)
         pd.DataFrame(rows).to_csv(csv, index=False)
         csvs.append(str(csv))

@@ -7,7 +7,8 @@ for the all-classes linear probe and kNN-20, plus their means over the stream. A
 budget must first learn (learned >= 0.10 on the experience just learned) before naive's
 drop says anything about forgetting (docs/results.md, "Finding the budget"). A second
 table gives, per (strategy, metric) over the seeds, the mean of each figure with its 95%
-Student-t interval: the first experience's and the stream's mean learned and drop.
+Student-t interval: the first experience's and the stream's mean learned and drop (the
+seeds of one bench name merged: ``pair-s0``, ``pair-s1`` are ``pair``).
 
     python examples/study/learning_and_forgetting.py runs/budget/*/naive/seed*/metrics.csv
 """
@@ -53,11 +54,14 @@ def rows(csv: Path) -> list[dict]:
 
 
 def over_seeds(table: pd.DataFrame) -> pd.DataFrame:
-    """Mean over seeds ``[95% interval]`` of each figure, per (strategy, metric)."""
+    """Mean over seeds ``[95% interval]`` of each figure, per (bench, strategy, metric)."""
     figures = ["first learned", "mean learned", "first drop", "mean drop"]
     out = []
-    for (strategy, metric), group in table.groupby(["strategy", "metric"], sort=False):
-        row = {"strategy": strategy, "metric": metric, "seeds": len(group)}
+    # One bench per seed (``NAME-s0``, ``NAME-s1``...): seeds of NAME are merged, benches not.
+    bench = table["run"].str.replace(r"-s\d+$", "", regex=True).rename("bench")
+    groups = table.groupby([bench, "strategy", "metric"], sort=False)
+    for (name, strategy, metric), group in groups:
+        row = {"bench": name, "strategy": strategy, "metric": metric, "seeds": len(group)}
         for figure in figures:
             values = group[figure].dropna()
             mean = values.mean()

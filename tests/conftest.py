@@ -45,6 +45,35 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not any(name in item.nodeid for name in LONGEST_FIRST))
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "drawn_figures: the bench figures are drawn in full (see undrawn_figures)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def undrawn_figures(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench in this process builds its figures but writes them blank, unless the test is
+    marked ``drawn_figures``.
+
+    Drawing the four figures (text layout, Agg) is ~3 s of a tiny bench's ~7: every figure
+    is still built from the bench's rows (every plotting call runs) and written through the
+    same atomic write as a real PNG, blank, at 10 dpi. The figure tests are marked; benches
+    in subprocesses (clssl, torchrun, tests/fault_injection.py) draw in full.
+    """
+    if request.node.get_closest_marker("drawn_figures"):
+        return
+    from cl_ssl.reporting import plots
+
+    def save_blank(fig, path: Path) -> Path:
+        fig.clear()
+        plots.write_figure(path, fig, dpi=10)
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", save_blank)
+
+
 REPO = Path(__file__).resolve().parents[1]
 CIFAR10_ROOT = Path(os.environ.get("CLSSL_CIFAR10", REPO.parent / "shared" / "data" / "cifar10"))
 FASHION_MNIST_ROOT = Path("/usr/share/datasets/fashion-mnist")

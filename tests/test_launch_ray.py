@@ -22,9 +22,10 @@ if os.environ.get("CI", "").lower() == "true":  # CI installs the extra (make se
 else:
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'cl-ssl[ray]'")
 
-# Two experiences: a run whose worker dies at its first checkpoint still has one to train.
+# Three experiences (as test_launch.py, which shares the inline bench): a run whose worker
+# dies at its first checkpoint still has two to train.
 TINY = [
-    "--stream", "split", "--dataset", "digits", "--tasks", "2", "--epochs", "1",
+    "--stream", "split", "--dataset", "digits", "--tasks", "3", "--epochs", "1",
     "--batch-size", "32", "--max-images", "40", "--image-size", "8", "--device", "cpu",
     "--no-progress",
 ]  # fmt: skip

@@ -6,6 +6,7 @@ import errno
 import json
 import os
 import pickle
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,94 @@ LONGEST_FIRST = (
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     items.sort(key=lambda item: not any(name in item.nodeid for name in LONGEST_FIRST))
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "drawn_figures: the bench figures are drawn in full (see undrawn_figures)"
+    )
+
+
+@pytest.fixture(autouse=True)
+def undrawn_figures(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bench in this process builds its figures but writes them blank, unless the test is
+    marked ``drawn_figures``.
+
+    Drawing the four figures (text layout, Agg) is ~3 s of a tiny bench's ~7: every figure
+    is still built from the bench's rows (every plotting call runs) and written through the
+    same atomic write as a real PNG, blank, at 10 dpi. The figure tests are marked; benches
+    in subprocesses (clssl, torchrun, tests/fault_injection.py) draw in full.
+    """
+    if request.node.get_closest_marker("drawn_figures"):
+        return
+    from cl_ssl.reporting import plots
+
+    def save_blank(fig, path: Path) -> Path:
+        fig.clear()
+        plots.write_figure(path, fig, dpi=10)
+        plots.plt.close(fig)
+        return path
+
+    monkeypatch.setattr(plots, "_save", save_blank)
+
+
+@pytest.fixture(scope="session")
+def made_once(tmp_path_factory: pytest.TempPathFactory):
+    """``made_once(name, make)``: a folder ``make(folder)`` fills once per session.
+
+    Shared by the xdist workers (under the session's folder, with a file lock): a worker that
+    asks while another is making it waits, then reads the same files. For reference runs that
+    several tests compare with.
+    """
+    from filelock import FileLock  # a dependency of torch
+
+    root = tmp_path_factory.getbasetemp()
+    if "PYTEST_XDIST_WORKER" in os.environ:
+        root = root.parent  # this session's folder, above each worker's own
+
+    def made(name: str, make) -> Path:
+        folder = root / f"made-once-{name}"
+        with FileLock(f"{folder}.lock"):
+            if not (folder / ".done").is_file():
+                shutil.rmtree(folder, ignore_errors=True)  # a failed attempt's
+                folder.mkdir()
+                make(folder)
+                (folder / ".done").touch()
+        return folder
+
+    return made
+
+
+@pytest.fixture
+def inline_bench(made_once):
+    """``inline_bench(*flags)``: the ``clssl bench`` of these flags, inline at one thread,
+    run once per session (``made_once``); its run directory.
+
+    The bench that local jobs (test_launch.py) and Ray tasks (test_launch_ray.py) must give
+    to the byte, as each of their --threads-per-job 1 jobs and --cpus-per-run 1 tasks runs.
+    """
+    import hashlib
+
+    def run(*flags: str) -> Path:
+        def make(folder: Path) -> None:
+            import torch
+            from typer.testing import CliRunner
+
+            from cl_ssl.cli import app
+
+            threads = torch.get_num_threads()
+            torch.set_num_threads(1)
+            try:
+                args = ["bench", *flags, "--out", str(folder), "--run", "inline"]
+                result = CliRunner().invoke(app, args)
+            finally:
+                torch.set_num_threads(threads)
+            assert result.exit_code == 0, result.output
+
+        key = hashlib.sha256("\0".join(flags).encode()).hexdigest()[:16]
+        return made_once(f"inline-{key}", make) / "inline"
+
+    return run
 
 
 REPO = Path(__file__).resolve().parents[1]

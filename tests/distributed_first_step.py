@@ -38,11 +38,11 @@ STATEFUL = ("ewc", "replay", "cassle", "pfr", "pnr")
 
 def config(strategy: str) -> BenchConfig:
     return BenchConfig(
-        stream="digits-periods",
+        stream="split",  # two experiences: lwf-ssl's first step of the second has a teacher
         strategies=strategy,
         train=TrainConfig(batch_size=32, epochs=1, device="cpu", seed=0, precision="fp32"),
         evaluation=EvalConfig(knn_k=(5,), linear_probe=False, kmeans=False, checkpoints=False),
-        stream_options=StreamOptions(image_size=8, max_images=40),
+        stream_options=StreamOptions(image_size=8, max_images=40, dataset="digits", tasks=2),
         progress=False,
     )
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -22,7 +24,8 @@ SCRIPT = Path(__file__).with_name("distributed_first_step.py")
 def torchrun(*args: str, timeout: int = 600, ok: bool = True) -> subprocess.CompletedProcess:
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
                "--nproc_per_node", "2", *args]  # fmt: skip
-    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin"}
+    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
+    env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})  # a worktree's code
     result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
     if ok:
         assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
@@ -119,27 +122,40 @@ def test_strategy_state_is_the_same_on_every_rank(first_steps, strategy):
             torch.testing.assert_close(value, other, atol=1e-6, rtol=1e-5, msg=key)
         else:
             assert value == other, key
-    assert states[0]["/template/images_trained"] == 5 * 36  # global images, not one rank's
+    assert states[0]["/template/images_trained"] == 2 * 36  # global images, not one rank's
 
 
-def test_a_torchrun_bench_writes_its_metrics_and_checkpoints_once(tmp_path):
-    result = torchrun(
-        "-m", "cl_ssl", "bench", "--stream", "digits-periods", "--strategy", "naive,lwf-ssl",
-        "--image-size", "8", "--max-images", "40", "--batch-size", "32", "--no-progress",
-        "--device", "cpu", "--out", str(tmp_path), "--run-name", "ddp",
-    )  # fmt: skip
-    assert result.stdout.count("results: ") == 1  # rank 0 alone reports
+# The torchrun bench of the two tests below: 2 experiences of 2 epochs, 36 images (18 a
+# rank): 2 steps an epoch, 4 an experience.
+BENCH = [
+    "bench", "--stream", "split", "--dataset", "digits", "--tasks", "2",
+    "--strategy", "naive,lwf-ssl", "--epochs", "2", "--image-size", "8", "--max-images", "40",
+    "--batch-size", "32", "--no-progress", "--device", "cpu",
+]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def torchrun_bench(tmp_path_factory) -> tuple[Path, str]:
+    """The bench under torchrun, uninterrupted: its run directory (not to be changed) and
+    its output."""
+    out = tmp_path_factory.mktemp("torchrun")
+    result = torchrun("-m", "cl_ssl", *BENCH, "--out", str(out), "--run-name", "ddp")
+    return out / "ddp", result.stdout
+
+
+def test_a_torchrun_bench_writes_its_metrics_and_checkpoints_once(torchrun_bench, tmp_path):
+    original, stdout = torchrun_bench
+    assert stdout.count("results: ") == 1  # rank 0 alone reports
+    assert sorted(p.name for p in original.parent.iterdir()) == ["ddp"]
     run = tmp_path / "ddp"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["ddp"]
+    shutil.copytree(original, run)  # cut short below; the restart test compares with it
     for strategy in ("naive", "lwf-ssl"):
         seed = run / strategy / "seed0"
         metrics = pd.read_csv(seed / "metrics.csv")
         keys = ["metric", "train_exp", "eval_exp"]
         assert not metrics.duplicated(keys).any()  # one evaluation per experience, not two
-        assert sorted(metrics["train_exp"].unique()) == [-1, 0, 1, 2, 3, 4]
-        assert sorted(p.name for p in (seed / "checkpoints").iterdir()) == [
-            f"exp{k}.pt" for k in range(5)
-        ]
+        assert sorted(metrics["train_exp"].unique()) == [-1, 0, 1]
+        assert sorted(p.name for p in (seed / "checkpoints").iterdir()) == ["exp0.pt", "exp1.pt"]
         # Every TensorBoard file comes from one process (the pid is in the name): rank 0.
         pids = {re.split(r"\.", p.name)[-2] for p in seed.glob("events.out.tfevents.*")}
         assert len(pids) == 1
@@ -147,15 +163,34 @@ def test_a_torchrun_bench_writes_its_metrics_and_checkpoints_once(tmp_path):
     assert sorted(summary["strategy"]) == ["lwf-ssl", "naive"]
     assert (summary["images/step"] == 18).all()  # the global batch: 36 images in 2 steps
 
-    # Cut lwf-ssl short after experience 1, resume under torchrun: the same metrics.
+    # Cut lwf-ssl short after experience 0, resume under torchrun: the same metrics.
     seed = run / "lwf-ssl" / "seed0"
     whole = pd.read_csv(seed / "metrics.csv")
     (seed / "results.json").unlink()
-    for k in (2, 3, 4):
-        (seed / "checkpoints" / f"exp{k}.pt").unlink()
+    (seed / "checkpoints" / "exp1.pt").unlink()
     torchrun("-m", "cl_ssl", "bench", "--resume", str(run), "--no-progress")
     resumed = pd.read_csv(seed / "metrics.csv")
     pd.testing.assert_frame_equal(resumed, whole, check_exact=False, atol=1e-6)
+
+
+def test_torchrun_restart_goes_on_from_the_checkpoint_inside_the_experience(
+    torchrun_bench, tmp_path
+):
+    """Rank 1 dies in experience 1; torchrun --max-restarts reruns the same command line."""
+    reference, _ = torchrun_bench
+    # Saved after step 3 of naive's experience 1 (epoch 1, step 1); rank 1 dies at its last
+    # step (8), after rank 0 saved (their forwards meet in a collective). lwf-ssl follows.
+    result = torchrun(
+        "--max-restarts", "1", str(SCRIPT), "--kill-rank-1-at", "8", *BENCH[1:],
+        "--out", str(tmp_path), "--run-name", "restarted", "--checkpoint-every", "3steps",
+    )  # fmt: skip
+    assert "resumed inside experience 1 at epoch 1, step 1" in result.stdout
+    restarted = tmp_path / "restarted"
+    for strategy in ("naive", "lwf-ssl"):
+        got, want = (d / strategy / "seed0" / "metrics.csv" for d in (restarted, reference))
+        pd.testing.assert_frame_equal(
+            pd.read_csv(got), pd.read_csv(want), check_exact=False, atol=1e-6
+        )
 
 
 def test_single_process_helpers_are_identities():

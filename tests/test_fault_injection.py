@@ -25,8 +25,10 @@ import pytest
 import torch
 from PIL import Image
 
+# Three experiences: a first, a middle and a last one for a moment to land in.
 BENCH = [
-    "bench", "--stream", "digits-periods", "--strategy", "naive,lwf-ssl",
+    "bench", "--stream", "split", "--dataset", "digits", "--tasks", "3",
+    "--strategy", "naive,lwf-ssl",
     "--epochs", "2", "--batch-size", "32", "--max-images", "64", "--image-size", "8",
     "--eval-batch-size", "64", "--eval-protocols", "all", "--knn-k", "20", "--no-kmeans",
     "--device", "cpu", "--no-progress",

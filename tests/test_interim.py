@@ -9,9 +9,6 @@ experience (6 is step 2 of epoch 1: mid-epoch), ``1`` (epochs) after epoch 0.
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pandas as pd
@@ -99,40 +96,6 @@ def test_killed_inside_an_experience_resumes_to_the_uninterrupted_metrics(
     # A finished run keeps the experience checkpoints only, nothing half written.
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["exp0.pt", "exp1.pt"]
     assert not list(run.rglob("*.partial"))
-
-
-def test_torchrun_restart_goes_on_from_the_checkpoint_inside_the_experience(tmp_path):
-    """Rank 1 dies in experience 1; torchrun --max-restarts reruns the same command line."""
-    args = [
-        "--stream", "split", "--dataset", "digits", "--tasks", "2", "--strategy", "lwf-ssl",
-        "--epochs", "2", "--image-size", "8", "--max-images", "40", "--batch-size", "32",
-        "--eval-protocols", "all", "--knn-k", "20", "--no-kmeans", "--no-linear-probe",
-        "--no-progress", "--device", "cpu", "--out", str(tmp_path),
-    ]  # fmt: skip
-    script = Path(__file__).with_name("distributed_first_step.py")
-    env = {"OMP_NUM_THREADS": "1", "PATH": "/usr/bin:/bin", "PYTHONWARNINGS": "ignore"}
-    env.update({k: v for k, v in os.environ.items() if k == "PYTHONPATH"})  # a worktree's code
-    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-                "--nproc_per_node", "2"]  # fmt: skip
-    reference = subprocess.run(
-        [*torchrun, "-m", "cl_ssl", "bench", *args, "--run-name", "reference"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
-    assert reference.returncode == 0, reference.stderr[-3000:]
-    # 36 images, 18 a rank: 2 steps an epoch, 4 an experience. Saved after step 3 of
-    # experience 1 (epoch 1, step 1); rank 1 dies at its last step (8), after rank 0 saved
-    # (their forwards meet in a collective).
-    restarted = subprocess.run(
-        [*torchrun, "--max-restarts", "1", str(script), "--kill-rank-1-at", "8", *args,
-         "--run-name", "restarted", "--checkpoint-every", "3steps"],
-        capture_output=True, text=True, env=env, timeout=600,
-    )  # fmt: skip
-    assert restarted.returncode == 0, restarted.stderr[-3000:]
-    assert "resumed inside experience 1 at epoch 1, step 1" in restarted.stdout
-    got, want = (
-        tmp_path / n / "lwf-ssl" / "seed0" / "metrics.csv" for n in ("restarted", "reference")
-    )
-    pd.testing.assert_frame_equal(pd.read_csv(got), pd.read_csv(want), check_exact=False, atol=1e-6)
 
 
 def test_torchrun_restarts_need_a_named_run(monkeypatch, tmp_path):

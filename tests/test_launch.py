@@ -20,9 +20,12 @@ from cl_ssl.cli import app
 from cl_ssl.config import BenchConfig, TrainConfig
 from cl_ssl.launch import visible_gpus
 
+# Three experiences: a run stopped after its first checkpoint still has two to train (the
+# other runs are still in flight when the pool breaks).
 TINY = [
-    "--stream", "digits-periods", "--epochs", "1", "--batch-size", "32", "--max-images", "40",
-    "--image-size", "8", "--device", "cpu", "--no-progress",
+    "--stream", "split", "--dataset", "digits", "--tasks", "3", "--epochs", "1",
+    "--batch-size", "32", "--max-images", "40", "--image-size", "8", "--device", "cpu",
+    "--no-progress",
 ]  # fmt: skip
 GRID = ["--strategy", "naive,lwf-ssl", "--seeds", "0,1"]
 LOCAL = ["--launcher", "local", "--jobs", "2", "--threads-per-job", "1"]
@@ -60,13 +63,10 @@ def spawned_workers(parent: int) -> list[int]:
 
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds workers in /proc")
-def test_local_jobs_give_the_inline_metrics_and_a_killed_job_resumes_to_them(tmp_path):
-    inline = subprocess.run(
-        clssl(*TINY, *GRID, "--out", str(tmp_path), "--run", "inline"),
-        env=one_thread(),
-        capture_output=True,
-    )
-    assert inline.returncode == 0, inline.stderr.decode()[-2000:]
+def test_local_jobs_give_the_inline_metrics_and_a_killed_job_resumes_to_them(
+    tmp_path, inline_bench
+):
+    inline = inline_bench(*TINY, *GRID)  # at one thread, shared with test_launch_ray.py
     # The local bench is compared with the inline one after a kill and a resume: the runs
     # the kill did not touch, and those --resume finished, all give the inline bytes.
     # Kill one worker once the first run has a checkpoint: the bench itself lives on,
@@ -104,9 +104,9 @@ def test_local_jobs_give_the_inline_metrics_and_a_killed_job_resumes_to_them(tmp
         capture_output=True,
     )
     assert resumed.returncode == 0, resumed.stderr.decode()[-2000:]
-    assert failures(tmp_path / "killed") == failures(tmp_path / "inline") == []
+    assert failures(tmp_path / "killed") == failures(inline) == []
     for run in RUNS:  # every figure of every run, to the last digit
-        expected = (tmp_path / "inline" / run / "metrics.csv").read_bytes()
+        expected = (inline / run / "metrics.csv").read_bytes()
         assert (tmp_path / "killed" / run / "metrics.csv").read_bytes() == expected, run
     summary = (tmp_path / "killed" / "summary.md").read_text()
     assert "| lwf-ssl" in summary and "| naive" in summary and "seeds 0, 1" in summary

@@ -22,9 +22,12 @@ if os.environ.get("CI", "").lower() == "true":  # CI installs the extra (make se
 else:
     ray = pytest.importorskip("ray", reason="Ray is not installed: pip install 'cl-ssl[ray]'")
 
+# Three experiences (as test_launch.py, which shares the inline bench): a run whose worker
+# dies at its first checkpoint still has two to train.
 TINY = [
-    "--stream", "digits-periods", "--epochs", "1", "--batch-size", "32", "--max-images", "40",
-    "--image-size", "8", "--device", "cpu", "--no-progress",
+    "--stream", "split", "--dataset", "digits", "--tasks", "3", "--epochs", "1",
+    "--batch-size", "32", "--max-images", "40", "--image-size", "8", "--device", "cpu",
+    "--no-progress",
 ]  # fmt: skip
 GRID = ["--strategy", "naive,lwf-ssl", "--seeds", "0,1"]
 RAY = ["--launcher", "ray", "--cpus-per-run", "1"]
@@ -87,20 +90,19 @@ def failures(directory: Path) -> list[dict]:
 
 
 def test_ray_tasks_give_the_inline_metrics_and_a_killed_one_reruns_to_them(
-    tmp_path, armed, one_thread
+    tmp_path, armed, inline_bench
 ):
     runner = CliRunner()
-    inline = runner.invoke(app, ["bench", *TINY, *GRID, "--out", str(tmp_path), "--run", "inline"])
-    assert inline.exit_code == 0, inline.output
+    inline = inline_bench(*TINY, *GRID)  # at one thread, shared with test_launch.py
     armed.touch()  # the first run to write a checkpoint loses its worker there
     args = ["bench", *TINY, *GRID, *RAY, "--out", str(tmp_path), "--run", "ray"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert not armed.exists()  # a worker did die; Ray reran its run from the checkpoint
     for run in RUNS:  # every figure of every run, to the last digit
-        expected = (tmp_path / "inline" / run / "metrics.csv").read_bytes()
+        expected = (inline / run / "metrics.csv").read_bytes()
         assert (tmp_path / "ray" / run / "metrics.csv").read_bytes() == expected, run
-    assert failures(tmp_path / "ray") == failures(tmp_path / "inline") == []
+    assert failures(tmp_path / "ray") == failures(inline) == []
     summary = (tmp_path / "ray" / "summary.md").read_text()
     assert "| lwf-ssl" in summary and "| naive" in summary and "seeds 0, 1" in summary
 

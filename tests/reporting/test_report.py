@@ -114,6 +114,7 @@ def test_report_merges_seeds_into_mean_and_std(two_seeds):
     assert table.loc["naive", "seeds"] == 2
 
 
+@pytest.mark.drawn_figures
 def test_clssl_report_prints_and_writes_the_table_and_plots(two_seeds, tmp_path):
     result = report(two_seeds / "seed0", two_seeds / "seed1", out=tmp_path)
     assert result.exit_code == 0, result.output

@@ -65,6 +65,7 @@ def test_layout_groups_every_metric():
     assert "Loss on all test splits" not in layout["Loss"]
 
 
+@pytest.mark.drawn_figures
 def test_summary_and_plots_are_written(two_strategies):
     directory = two_strategies.directory
     summary = pd.read_csv(directory / "summary.csv")

@@ -38,6 +38,7 @@ LONGEST_FIRST = (
     "test_periodic.py",
     "test_fault_injection.py",
     "test_gpu_check.py",
+    "test_gpu_tier.py",
     "test_interim.py",
 )
 

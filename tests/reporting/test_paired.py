@@ -8,34 +8,6 @@ from cl_ssl.reporting.summary import figures_by_seed, method_label
 R = [[0.9, 0.1], [0.8, 0.9]]
 
 
-def tidy(strategy: str, union: float, seed: int, plastic: float = 0.9) -> list[dict]:
-    """Two experiences; R[1][1] = ``plastic``, the union after the last one = ``union``."""
-    matrix = [R[0], [R[1][0], plastic]]
-    rows = [
-        {
-            "strategy": strategy,
-            "seed": seed,
-            "metric": "all_linear",
-            "train_exp": i,
-            "eval_exp": j,
-            "value": v,
-        }
-        for i, row in enumerate(matrix)
-        for j, v in enumerate(row)
-    ]
-    rows.append(
-        {
-            "strategy": strategy,
-            "seed": seed,
-            "metric": "all_linear",
-            "train_exp": 1,
-            "eval_exp": -1,
-            "value": union,
-        }
-    )
-    return rows
-
-
 # final accuracies per seed: naive, joint, replay; replay misses seed 3
 FINALS = {
     0: (0.60, 0.70, 0.64),
@@ -45,20 +17,30 @@ FINALS = {
 }
 
 
-def frame(label=lambda s: s) -> pd.DataFrame:
-    rows = []
-    for seed, (naive, joint, replay) in FINALS.items():
-        rows += tidy(label("naive"), naive, seed) + tidy(label("joint"), joint, seed)
-        if replay is not None:
-            rows += tidy(label("replay"), replay, seed, plastic=0.9 + seed / 100)
-    return pd.DataFrame(rows)
+@pytest.fixture
+def frame(tidy_rows):
+    """frame(label): the tidy rows of naive, joint and replay per seed, named by ``label``."""
+
+    def make(label=lambda s: s) -> pd.DataFrame:
+        rows = []
+        for seed, (naive, joint, replay) in FINALS.items():
+            rows += tidy_rows(label("naive"), R, naive, seed) + tidy_rows(
+                label("joint"), R, joint, seed
+            )
+            if replay is not None:
+                rows += tidy_rows(
+                    label("replay"), [R[0], [R[1][0], 0.9 + seed / 100]], replay, seed
+                )
+        return pd.DataFrame(rows)
+
+    return make
 
 
 def cell(table: pd.DataFrame, strategy: str, column: str) -> pd.Series:
     return table.set_index(["strategy", "column"]).loc[(strategy, column)]
 
 
-def test_differences_are_paired_by_seed_with_a_student_t_interval():
+def test_differences_are_paired_by_seed_with_a_student_t_interval(frame):
     table = paired.paired_figures(figures_by_seed(frame()))
     final = cell(table, "replay", "final acc (all-classes linear) − naive")
     differences = pd.Series([0.04, 0.01, 0.04])  # seeds 0-2; seed 3 has no replay run
@@ -75,7 +57,7 @@ def test_differences_are_paired_by_seed_with_a_student_t_interval():
     assert "naive" not in set(table["strategy"])
 
 
-def test_a_grid_pairs_each_strategy_with_the_naive_run_of_its_own_method():
+def test_a_grid_pairs_each_strategy_with_the_naive_run_of_its_own_method(frame):
     both = pd.concat(
         [
             frame(lambda s: method_label(s, "simclr")),
@@ -92,7 +74,7 @@ def test_a_grid_pairs_each_strategy_with_the_naive_run_of_its_own_method():
     assert cell(table, "replay [byol]", column)["mean"] == pytest.approx(0.13)
 
 
-def test_the_table_reads_difference_and_interval_and_puts_the_gap_last():
+def test_the_table_reads_difference_and_interval_and_puts_the_gap_last(frame):
     table = paired.paired_table(
         paired.paired_figures(figures_by_seed(frame())), ["replay", "joint"]
     )
@@ -102,6 +84,6 @@ def test_the_table_reads_difference_and_interval_and_puts_the_gap_last():
     assert table.loc[0, paired.GAP_TITLE] == "0.45"
 
 
-def test_without_naive_there_is_nothing_to_pair():
+def test_without_naive_there_is_nothing_to_pair(frame):
     without = frame()
     assert paired.paired_figures(figures_by_seed(without[without["strategy"] != "naive"])).empty

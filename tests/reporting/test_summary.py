@@ -10,33 +10,8 @@ R_FORGETS = [[0.9, 0.1], [0.3, 0.95]]
 R_STIFF = [[0.9, 0.1], [0.9, 0.2]]  # forgets nothing, learns nothing new
 
 
-def tidy(strategy: str, R, union: float, seed: int = 0) -> list[dict]:
-    rows = [
-        {
-            "strategy": strategy,
-            "seed": seed,
-            "metric": "all_linear",
-            "train_exp": i,
-            "eval_exp": j,
-            "value": v,
-        }
-        for i, row in enumerate(R)
-        for j, v in enumerate(row)
-    ]
-    rows.append(
-        {
-            "strategy": strategy,
-            "seed": seed,
-            "metric": "all_linear",
-            "train_exp": 1,
-            "eval_exp": -1,
-            "value": union,
-        }
-    )
-    return rows
-
-
-def test_rows_are_ranked_by_final_all_classes_accuracy_with_stability_and_plasticity():
+def test_rows_are_ranked_by_final_all_classes_accuracy_with_stability_and_plasticity(tidy_rows):
+    tidy = tidy_rows
     frame = pd.DataFrame(
         tidy("naive", R_FORGETS, 0.62) + tidy("lwf", R_GOOD, 0.85) + tidy("stiff", R_STIFF, 0.55)
     )
@@ -51,7 +26,8 @@ def test_rows_are_ranked_by_final_all_classes_accuracy_with_stability_and_plasti
     assert table.loc["lwf", "avg incremental acc"] == pytest.approx((0.9 + 0.85) / 2)
 
 
-def test_several_seeds_give_mean_std_and_a_student_t_interval():
+def test_several_seeds_give_mean_std_and_a_student_t_interval(tidy_rows):
+    tidy = tidy_rows
     frame = pd.DataFrame(
         [row for seed, u in enumerate([0.5, 0.6, 0.7]) for row in tidy("a", R_GOOD, u, seed)]
     )

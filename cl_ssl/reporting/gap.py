@@ -27,10 +27,16 @@ UPPER = "joint"
 TITLE = "naive→joint gap closed"
 
 
-def final_by_seed(found: pd.DataFrame, metric: str) -> pd.DataFrame:
-    """Final figure of ``metric`` as a (seed x strategy) table from ``figures_by_seed`` rows."""
+def by_seed(found: pd.DataFrame, metric: str, figure: str = "final_union") -> pd.DataFrame:
+    """One figure of ``metric`` as a (seed x strategy) table from ``figures_by_seed`` rows.
+
+    ``final_union`` falls back to ``final`` for runs without union rows (the mean over the
+    splits).
+    """
     rows = found[found["metric"] == metric]
-    values = rows["final_union"].fillna(rows["final"])
+    values = rows[figure]
+    if figure == "final_union":
+        values = values.fillna(rows["final"])
     frame = pd.DataFrame({"strategy": rows["strategy"], "seed": rows["seed"], "value": values})
     return frame.pivot_table(index="seed", columns="strategy", values="value", aggfunc="first")
 
@@ -41,7 +47,7 @@ def gap_shares(found: pd.DataFrame, metric: str) -> dict[str, pd.Series]:
     Empty when the runs lack naive or joint. Seeds where a strategy did not run are absent
     from its series, never filled.
     """
-    table = final_by_seed(found, metric)
+    table = by_seed(found, metric)
     if LOWER not in table or UPPER not in table:
         return {}
     gap = table[UPPER] - table[LOWER]

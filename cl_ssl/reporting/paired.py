@@ -46,16 +46,6 @@ CAPTION = (
 )
 
 
-def _by_seed(found: pd.DataFrame, metric: str, figure: str) -> pd.DataFrame:
-    """(seed x strategy) table of one figure of one metric."""
-    rows = found[found["metric"] == metric]
-    values = rows[figure]
-    if figure == "final_union":  # runs without union rows: the mean over the splits
-        values = values.fillna(rows["final"])
-    frame = pd.DataFrame({"strategy": rows["strategy"], "seed": rows["seed"], "value": values})
-    return frame.pivot_table(index="seed", columns="strategy", values="value", aggfunc="first")
-
-
 def _reference(strategy: str, lower: str) -> str:
     """The run a strategy is paired with: ``naive``, or ``naive [method]`` in a grid."""
     found = METHOD_LABEL.match(strategy)
@@ -86,7 +76,7 @@ def paired_figures(found: pd.DataFrame) -> pd.DataFrame:
     rows = []
     compared = _compared(found)
     for position, (title, metric, figure) in enumerate(compared):
-        table = _by_seed(found, metric, figure)
+        table = gap.by_seed(found, metric, figure)
         for strategy in table.columns:
             lower = _reference(strategy, gap.LOWER)
             if strategy == lower or lower not in table:

@@ -2,11 +2,12 @@
 
 import warnings
 
+from cl_ssl import lean_imports
+
+lean_imports.install()  # before anything imports avalanche: saves ~1.3 s per process
+
 # Third-party noise only, matched by message or module so our own warnings still show.
 warnings.filterwarnings("ignore", message="no QP solver found", category=UserWarning)
-warnings.filterwarnings(
-    "ignore", message="JAXopt is no longer maintained", category=DeprecationWarning
-)
 warnings.filterwarnings("ignore", message="No loggers specified", category=UserWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning, module=r"avalanche(\.|$)")
 warnings.filterwarnings(

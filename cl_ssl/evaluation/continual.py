@@ -138,20 +138,37 @@ def figures(R: np.ndarray, baseline: np.ndarray | None, metric: str) -> dict[str
     }
 
 
+def _experiences(tidy: pd.DataFrame) -> int:
+    """Number of experiences of a run: its largest trained or evaluated index, plus one."""
+    return int(max(tidy["eval_exp"].max(), tidy["train_exp"].max())) + 1
+
+
+def _matrices(rows: pd.DataFrame, size: int) -> tuple[np.ndarray, np.ndarray | None]:
+    """(R, baseline) of one metric's rows.
+
+    Each cell is the mean of its (train_exp, eval_exp) rows' non-NaN values, NaN where there
+    is none: a pivot table's cells, without its cost (this runs per metric, strategy and
+    seed each time a table or figure is made).
+    """
+    rows = rows[rows["eval_exp"] >= 0]
+    untrained = bool((rows["train_exp"] == -1).any())  # a baseline row, even if all NaN
+    rows = rows[rows["value"].notna()]
+    after, on = rows["train_exp"].to_numpy(int), rows["eval_exp"].to_numpy(int)
+    cell = (after + 1) * size + on  # row 0 of the grid: the untrained model (train_exp -1)
+    sums = np.bincount(cell, weights=rows["value"].to_numpy(float), minlength=(size + 1) * size)
+    counts = np.bincount(cell, minlength=(size + 1) * size)
+    with np.errstate(invalid="ignore"):
+        grid = (sums / counts).reshape(size + 1, size)
+    return grid[1:], (grid[0] if untrained else None)
+
+
 def tidy_matrix(tidy: pd.DataFrame, metric: str) -> tuple[np.ndarray, np.ndarray | None]:
     """(R, baseline) of ``metric`` from tidy rows; the baseline is the ``train_exp == -1`` row.
 
-    Rows on the union of the test splits (``eval_exp == -1``) are not part of R.
+    R is square over every experience of the run, even ones this metric could not measure
+    (NaN there). Rows on the union of the test splits (``eval_exp == -1``) are not part of R.
     """
-    rows = tidy[(tidy["metric"] == metric) & (tidy["eval_exp"] >= 0)]
-    table = rows.pivot_table(index="train_exp", columns="eval_exp", values="value", dropna=False)
-    # Square over every experience of the run, even ones this metric could not measure.
-    experiences = range(int(max(tidy["eval_exp"].max(), tidy["train_exp"].max())) + 1)
-    table = table.reindex(index=[-1, *experiences] if -1 in table.index else experiences)
-    table = table.reindex(columns=experiences)
-    trained = table[table.index >= 0]
-    baseline = table.loc[-1].to_numpy() if -1 in table.index else None
-    return trained.to_numpy(dtype=float), baseline
+    return _matrices(tidy[tidy["metric"] == metric], _experiences(tidy))
 
 
 def union_final(tidy: pd.DataFrame, metric: str) -> float:
@@ -160,8 +177,11 @@ def union_final(tidy: pd.DataFrame, metric: str) -> float:
     NaN when that experience was not trained (a stopped run), as the final average is:
     the accuracy after an earlier experience is no final figure.
     """
-    last = int(max(tidy["eval_exp"].max(), tidy["train_exp"].max()))  # as in tidy_matrix
-    rows = tidy[(tidy["metric"] == metric) & (tidy["eval_exp"] == -1) & (tidy["train_exp"] == last)]
+    return _union_final(tidy[tidy["metric"] == metric], _experiences(tidy) - 1)
+
+
+def _union_final(rows: pd.DataFrame, last: int) -> float:
+    rows = rows[(rows["eval_exp"] == -1) & (rows["train_exp"] == last)]
     return float(rows["value"].iloc[-1]) if len(rows) else float("nan")
 
 
@@ -171,10 +191,10 @@ def tidy_figures(tidy: pd.DataFrame) -> pd.DataFrame:
     ``final_union`` is the metric on the union of all test splits after the last
     experience (the all-classes protocol's headline); NaN for metrics without union rows.
     """
-    rows = []
-    for metric in sorted(set(tidy["metric"])):
-        R, baseline = tidy_matrix(tidy, metric)
+    rows, size = [], _experiences(tidy) if len(tidy) else 0
+    for metric, mine in tidy.groupby("metric", sort=True):
+        R, baseline = _matrices(mine, size)
         if R.size:
             found = figures(R, baseline, metric)
-            rows.append({"metric": metric, "final_union": union_final(tidy, metric), **found})
+            rows.append({"metric": metric, "final_union": _union_final(mine, size - 1), **found})
     return pd.DataFrame(rows, columns=["metric", "final_union", *FIGURES])

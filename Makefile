@@ -11,7 +11,7 @@ TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 TCMALLOC := $(shell ldconfig -p 2>/dev/null | awk '/libtcmalloc_minimal\.so\.4 /{print $$NF; exit}')
 PRELOAD := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 
-.PHONY: setup demo test lint docs bench-speed gpu-check check-results clean
+.PHONY: setup demo test test-scripts lint docs bench-speed gpu-check check-results clean
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+# The GPU machine's prepared scripts run end to end on the CPU (examples/gpu_check.sh
+# --quick, examples/study/gpu_tier.sh --quick): ~3 min, apart from `make test`; CI runs both.
+test-scripts: $(STAMP)
+	$(BIN)/python -m pytest -m scripts
 
 # Results that stay true: a fixed subset of the comparisons rerun and checked against
 # docs/results/targets.csv (TIER=ci: ~2-3 min, run by CI; TIER=full: ~9 min). Exit 1 names

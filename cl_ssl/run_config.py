@@ -21,7 +21,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from cl_ssl.streams import StreamOptions
+from cl_ssl.config import StreamOptions
 
 CONFIG_FILES = ("config.json", "results.json")
 EVALUATION_BEFORE = {"probe_backend": "sklearn"}

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 from sklearn.datasets import load_digits
@@ -68,6 +69,7 @@ def check(tmp_path: Path, data: Path, *extra: str) -> tuple[subprocess.Completed
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=600), out
 
 
+@pytest.mark.scripts  # `make test-scripts`: minutes, apart from `make test`
 def test_quick_check_runs_every_step_and_reports_each(tmp_path):
     result, out = check(tmp_path, tiny_pack(tmp_path, per_class=8))
     assert result.returncode == 0, result.stderr[-3000:]

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from PIL import Image
 from sklearn.datasets import load_digits
 
@@ -38,6 +39,7 @@ def tier(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
     return subprocess.run(command, capture_output=True, text=True, env=env, timeout=900)
 
 
+@pytest.mark.scripts  # `make test-scripts`: minutes, apart from `make test`
 def test_quick_tier_runs_every_stream_reports_and_resumes_without_training_again(tmp_path):
     bad = tier(tmp_path, "--device", "gpu")
     assert bad.returncode == 2 and bad.stderr.count("\n") == 1 and "cuda or cpu" in bad.stderr

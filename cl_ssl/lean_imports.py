@@ -38,7 +38,7 @@ class _QpsolversWithoutJax(importlib.abc.MetaPathFinder):
                 exec_module(module)
             finally:
                 for n in hidden:
-                    if sys.modules.get(n, ModuleType) is None:
+                    if n in sys.modules and sys.modules[n] is None:  # still our placeholder
                         del sys.modules[n]
 
         spec.loader.exec_module = exec_without_jax  # type: ignore[method-assign]

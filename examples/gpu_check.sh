@@ -22,33 +22,12 @@
 # the wheels on PYTHONPATH; examples/gpu_wheels.sh --verify emulates the machine with it).
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/.." && pwd)
-# Paths given are relative to the caller's folder; the defaults to the checkout's root.
-OUT=$REPO/runs/gpu-check DEVICE=cuda QUICK=0 WHEELS=$REPO/gpu-carry/wheels ONLY= BUDGET=
-PACK=$REPO/gpu-carry/cifar10-jpeg.tar.gz
-while [ $# -gt 0 ]; do
-  case $1 in
-    --out) OUT=$2; shift 2 ;;
-    --device) DEVICE=$2; shift 2 ;;
-    --quick) QUICK=1; shift ;;
-    --wheels) WHEELS=$2; shift 2 ;;
-    --pack) PACK=$2; shift 2 ;;
-    --only) ONLY=$2; shift 2 ;;
-    --budget) BUDGET=$2; shift 2 ;;
-    *) echo "error: unknown argument '$1' (see the comment at the top of $0)" >&2; exit 2 ;;
-  esac
-done
-case $DEVICE in cuda|cpu) ;; *) echo "error: --device must be cuda or cpu, got '$DEVICE'" >&2; exit 2 ;; esac
-PY=${GPU_CHECK_PYTHON:-python3}
-BUDGET=${BUDGET:-$([ $QUICK = 1 ] && echo 1200 || echo 480)}  # a busy CPU is slow
-[[ $BUDGET =~ ^[0-9]+$ ]] || { echo "error: --budget takes seconds, got '$BUDGET'" >&2; exit 2; }
-mkdir -p "$OUT/logs" && OUT=$(cd "$OUT" && pwd) || exit 2
-PACK=$(realpath -m "$PACK") WHEELS=$(realpath -m "$WHEELS")
+source "$REPO/examples/gpu_env.sh"
+gpu_args "$REPO/runs/gpu-check" "$@"
 TMP=$(mktemp -d) && trap 'rm -rf "$TMP"' EXIT
 DATA_DIR=$TMP/data
 cd "$REPO" || exit 2
 rm -rf "$OUT/bench" "$OUT"/speed-*.json "$OUT/compare.json" && : > "$OUT/steps.tsv"
-
-source "$REPO/examples/gpu_env.sh"
 gpu_setup
 step environment "$PY" "$REPO/examples/gpu_check_report.py" env "$OUT"
 step imports "$PY" -c "import cl_ssl.cli, cl_ssl.strategy_run, cl_ssl.speed.loops, \

@@ -1,16 +1,45 @@
 # Sourced by examples/gpu_check.sh and examples/study/gpu_tier.sh: the steps both run on the
 # lent GPU machine (no package registry, its own torch, no ../shared) before their own.
 #
-# Needs REPO (the checkout), TMP (an empty temporary folder), OUT (the report folder, with
-# logs/ and an emptied steps.tsv), BUDGET (seconds), PY (python), WHEELS (a folder of
-# wheels), PACK (examples/gpu_data.py --pack's file), DATA_DIR (where it unpacks); ONLY
-# (optional: STEP,STEP to run).
+# Needs REPO (the checkout) when sourced; gpu_args sets OUT (the report folder, with logs/),
+# BUDGET (seconds), PY (python), WHEELS (a folder of wheels), PACK (examples/gpu_data.py
+# --pack's file) and ONLY (optional: STEP,STEP to run); the caller then sets TMP (an empty
+# temporary folder), DATA_DIR (where the pack unpacks) and empties OUT/steps.tsv.
 # gpu_setup copies cl-ssl to $TMP/src, installs the wheels with pip --no-deps --no-index
 # into $TMP/site (the machine's torch is never touched), puts both first on PYTHONPATH,
 # unpacks the data to $DATA_DIR ($DATA_DIR/cifar10 is then CIFAR-10's folder tree) and
 # leaves the caller in the empty $TMP/work.
 # Environment: GPU_CHECK_BASE_PATH (a folder put after the wheels on PYTHONPATH;
 # examples/gpu_wheels.sh --verify emulates the machine with it).
+
+# gpu_args DEFAULT_OUT ARGS...: the flags both scripts take, into OUT DEVICE QUICK WHEELS
+# PACK ONLY BUDGET PY. Paths given are relative to the caller's folder; the defaults to the
+# checkout's. A bad flag exits 2 with one line naming it, before anything runs.
+gpu_args() {
+  OUT=$1 DEVICE=cuda QUICK=0 WHEELS=$REPO/gpu-carry/wheels ONLY= BUDGET=
+  PACK=$REPO/gpu-carry/cifar10-jpeg.tar.gz
+  shift
+  while [ $# -gt 0 ]; do
+    case $1 in
+      --out|--device|--wheels|--pack|--only|--budget) [ $# -ge 2 ] || gpu_bad "$1 needs a value" ;;&
+      --out) OUT=$2; shift 2 ;;
+      --device) DEVICE=$2; shift 2 ;;
+      --quick) QUICK=1; shift ;;
+      --wheels) WHEELS=$2; shift 2 ;;
+      --pack) PACK=$2; shift 2 ;;
+      --only) ONLY=$2; shift 2 ;;
+      --budget) BUDGET=$2; shift 2 ;;
+      *) gpu_bad "unknown argument '$1'" ;;
+    esac
+  done
+  case $DEVICE in cuda|cpu) ;; *) gpu_bad "--device must be cuda or cpu, got '$DEVICE'" ;; esac
+  BUDGET=${BUDGET:-$([ $QUICK = 1 ] && echo 1200 || echo 480)}  # a busy CPU is slow
+  [[ $BUDGET =~ ^[0-9]+$ ]] || gpu_bad "--budget takes seconds, got '$BUDGET'"
+  PY=${GPU_CHECK_PYTHON:-python3}
+  mkdir -p "$OUT/logs" && OUT=$(cd "$OUT" && pwd) || exit 2
+  PACK=$(realpath -m "$PACK") WHEELS=$(realpath -m "$WHEELS")
+}
+gpu_bad() { echo "error: $1 (see the comment at the top of $0)" >&2; exit 2; }
 
 # step NAME COMMAND...: run it, log to logs/NAME.log, record status and seconds in
 # steps.tsv. The caller keeps within --budget seconds (so a 10-minute call still copies

@@ -114,3 +114,36 @@ def test_steps_past_the_budget_fail_without_starting(tmp_path):
     report = json.loads((out / "report.json").read_text())
     environment = next(s for s in report["steps"] if s["step"] == "environment")
     assert environment["status"] == "failed" and "--budget of 5 s" in environment["note"]
+
+
+@pytest.mark.parametrize("script", ["examples/gpu_check.sh", "examples/study/gpu_tier.sh"])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (["--bogus"], "unknown argument '--bogus'"),
+        (["--device", "tpu"], "--device must be cuda or cpu, got 'tpu'"),
+        (["--budget"], "--budget needs a value"),
+        (["--budget", "ten"], "--budget takes seconds, got 'ten'"),
+        (["--only"], "--only needs a value"),
+    ],
+)
+def test_both_gpu_scripts_refuse_a_bad_flag_in_one_line_before_writing_anything(
+    tmp_path, script, args, says
+):
+    """One parser for both (examples/gpu_env.sh's gpu_args): the same flags, the same errors."""
+    out = tmp_path / "out"
+    command = ["bash", str(REPO / script), "--out", str(out), *args]
+    result = subprocess.run(command, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and says in result.stderr and script in result.stderr
+    assert not out.exists()
+
+
+def test_the_tier_refuses_bad_seeds_before_writing_anything(tmp_path):
+    out = tmp_path / "out"
+    command = ["bash", str(REPO / "examples/study/gpu_tier.sh"), "--out", str(out)]
+    env = {**os.environ, "SEEDS": "0,a"}
+    result = subprocess.run(command, capture_output=True, text=True, env=env)
+    assert result.returncode == 2
+    assert "SEEDS takes a comma list of seeds, got '0,a'" in result.stderr
+    assert not out.exists()

@@ -5,7 +5,7 @@
 # the lent GPU machine (the command: docs/performance.md#on-a-gpu).
 #
 #   bash examples/study/gpu_tier.sh [--device cuda|cpu] [--quick] [--budget SECONDS]
-#                                   [--out DIR] [--pack FILE] [--wheels DIR]
+#                                   [--out DIR] [--pack FILE] [--wheels DIR] [--only STEP,STEP]
 #
 # Set up as examples/gpu_check.sh is (examples/gpu_env.sh: the carried wheels, a copy of
 # cl-ssl, examples/gpu_data.py's JPEG pack unpacked into DIR/data). Benches in priority
@@ -25,6 +25,8 @@
 # untrained and the drop per run (examples/study/learning_and_forgetting.py: naive's drop
 # is the first question); each run's images/s; `clssl report` per stream (DIR/reports/).
 # Exit 1 when a step failed or was cut, 2 on a bad argument.
+# --only STEP,STEP (as gpu_check.sh): run these steps, named as in the report (a-small-s0,
+# drift, ...), and report the others skipped; the setup steps always run.
 # --quick (for --device cpu, tests/test_gpu_tier.py): every bench and report, tiny (8 px,
 # 16 images per experience, 1 epoch, no k-means, each bench in one process).
 # Environment: SEEDS (comma list, default 0), EPOCHS (small ResNet, default 12),
@@ -39,37 +41,16 @@
 # with ~20 s per bench to start, evaluate and save: ~480 s. The report's images/s set them.
 set -uo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-# Paths given are relative to the caller's folder; the defaults to the checkout's root.
-OUT=$REPO/runs/gpu-tier DEVICE=cuda QUICK=0 WHEELS=$REPO/gpu-carry/wheels BUDGET=
-PACK=$REPO/gpu-carry/cifar10-jpeg.tar.gz
-bad() { echo "error: $1 (see the comment at the top of $0)" >&2; exit 2; }
-while [ $# -gt 0 ]; do
-  case $1 in
-    --out|--device|--wheels|--pack|--budget) [ $# -ge 2 ] || bad "$1 needs a value" ;;&
-    --out) OUT=$2; shift 2 ;;
-    --device) DEVICE=$2; shift 2 ;;
-    --quick) QUICK=1; shift ;;
-    --wheels) WHEELS=$2; shift 2 ;;
-    --pack) PACK=$2; shift 2 ;;
-    --budget) BUDGET=$2; shift 2 ;;
-    *) bad "unknown argument '$1'" ;;
-  esac
-done
-case $DEVICE in cuda|cpu) ;; *) bad "--device must be cuda or cpu, got '$DEVICE'" ;; esac
-BUDGET=${BUDGET:-$([ $QUICK = 1 ] && echo 1200 || echo 480)}  # a busy CPU is slow
-[[ $BUDGET =~ ^[0-9]+$ ]] || bad "--budget takes seconds, got '$BUDGET'"
+source "$REPO/examples/gpu_env.sh"
 SEEDS=${SEEDS:-0} EPOCHS=${EPOCHS:-12} R18_EPOCHS=${R18_EPOCHS:-6}
 STRATEGIES=${STRATEGIES:-lwf-ssl,cassle,replay,ewc,pnr,pfr}
-[[ $SEEDS =~ ^[0-9]+(,[0-9]+)*$ ]] || bad "SEEDS takes a comma list of seeds, got '$SEEDS'"
-[[ $EPOCHS$R18_EPOCHS =~ ^[0-9]+$ ]] || bad "EPOCHS and R18_EPOCHS take whole numbers"
-PY=${GPU_CHECK_PYTHON:-python3}
-mkdir -p "$OUT/logs" && OUT=$(cd "$OUT" && pwd) || exit 2
-PACK=$(realpath -m "$PACK") WHEELS=$(realpath -m "$WHEELS")
+[[ $SEEDS =~ ^[0-9]+(,[0-9]+)*$ ]] || gpu_bad "SEEDS takes a comma list of seeds, got '$SEEDS'"
+[[ $EPOCHS$R18_EPOCHS =~ ^[0-9]+$ ]] || gpu_bad "EPOCHS and R18_EPOCHS take whole numbers"
+gpu_args "$REPO/runs/gpu-tier" "$@"
 TMP=$(mktemp -d) && trap 'rm -rf "$TMP"' EXIT
 DATA_DIR=$OUT/data  # beside the runs: their bench.json names data/... from $OUT
 cd "$REPO" || exit 2
 rm -rf "$OUT/reports" && : > "$OUT/steps.tsv"
-source "$REPO/examples/gpu_env.sh"
 gpu_setup
 # Benches run from $OUT with relative paths, so a later call resumes them wherever the
 # folder lies (no cl_ssl folder there to shadow the copy).

@@ -214,6 +214,42 @@ def test_learning_and_forgetting_reads_learned_and_drop_from_the_matrix(tmp_path
     assert f"+0.200 [{0.2 - half:+.3f}, {0.2 + half:+.3f}]" in over_seeds
 
 
+def test_downstream_pairs_each_encoder_with_its_seeds_naive_and_takes_the_gap_as_a_ratio(
+    tmp_path, capsys, monkeypatch
+):
+    import runpy
+
+    import pandas as pd
+    from scipy import stats
+
+    # Seeds 0-2 for naive and joint, replay only in seeds 0 and 1 (paired over those).
+    accuracy = {
+        "naive": [0.30, 0.32, 0.28],
+        "joint": [0.40, 0.38, 0.40],
+        "replay": [0.36, 0.34],
+    }
+    paths = []
+    for strategy, values in accuracy.items():
+        for seed, value in enumerate(values):
+            report = pd.DataFrame(
+                {"precision": [value], "recall": [value], "f1-score": [value], "support": [value]},
+                index=["accuracy"],
+            )  # the accuracy row of `clssl finetune --out` (one value in every column)
+            paths.append(tmp_path / f"{strategy}-s{seed}.csv")
+            report.to_csv(paths[-1])
+    script = str(EXAMPLES / "study" / "downstream.py")
+    monkeypatch.setattr(sys, "argv", [script, *map(str, paths)])
+    runpy.run_path(script, run_name="__main__")
+    rows = {r.split("|")[1].strip(): r for r in capsys.readouterr().out.splitlines()[2:]}
+    assert list(rows) == ["joint", "replay", "naive"]  # best mean first
+    cells = [c.strip() for c in rows["replay"].split("|")[1:-1]]
+    assert cells[1:3] == ["0 / 1", "0.360 / 0.340"]
+    half = stats.t.ppf(0.975, 1) * np.std([0.06, 0.02], ddof=1) / 2**0.5
+    assert cells[4] == f"+0.040 [{0.04 - half:+.3f}, {0.04 + half:+.3f}]"
+    assert cells[5] == f"{0.04 / 0.08:.2f}"  # mean d over seeds 0-1 / mean gap (0.10, 0.06)
+    assert [c.strip() for c in rows["naive"].split("|")[5:7]] == ["0", "0"]
+
+
 def test_eval_speed_times_every_part_of_an_evaluation_and_both_probes(monkeypatch, capsys):
     import runpy
 

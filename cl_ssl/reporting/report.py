@@ -387,8 +387,26 @@ def stream_settings(config: RunConfig) -> dict[str, Any]:
         for key in ("data_root", "manifest"):
             if options.get(key) is not None:
                 options[key] = str(Path(options[key]).resolve())
+        if options.get("datasets"):
+            options["datasets"] = _resolved_datasets(options["datasets"])
     split_seed = UNKNOWN if config.split_seed is None else config.split_seed
     return _plain({"stream": config.stream, "stream_options": options, "split_seed": split_seed})
+
+
+def _resolved_datasets(specs: str) -> str:
+    """``--datasets`` with its folders resolved: ``NAME=ROOT`` roots and bare paths (a ``/``).
+
+    Registry names (``digits``) stay as they are, so ``cifar10=../data/cifar10`` and
+    ``cifar10=/abs/data/cifar10`` compare equal when they name one folder.
+    """
+    parts = []
+    for part in (p.strip() for p in specs.split(",") if p.strip()):
+        name, sep, root = part.partition("=")
+        if sep:
+            parts.append(f"{name}={Path(root).resolve()}")
+        else:
+            parts.append(str(Path(part).resolve()) if "/" in part else part)
+    return ",".join(parts)
 
 
 def budget_settings(config: RunConfig, free_train: tuple[str, ...] = FREE_TRAIN) -> dict[str, Any]:

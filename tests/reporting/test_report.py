@@ -1,5 +1,5 @@
 import json
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 
 import pandas as pd
@@ -187,6 +187,24 @@ def test_runs_of_different_stream_options_or_splits_are_refused(tmp_path, second
     assert str(error.value).startswith(
         f"cannot merge runs of different streams: {difference} {first} ({a}) vs {other} ({b})"
     )
+
+
+def test_dataset_folders_given_relative_and_absolute_merge_and_other_folders_do_not(
+    tmp_path, monkeypatch
+):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "data").mkdir()
+    relative = StreamOptions(image_size=8, max_images=40, datasets="cifar10=data/c10,digits,./f")
+    absolute = f"cifar10={tmp_path}/data/c10,digits,{tmp_path}/f"
+    write_run(tmp_path / "a", seed=0, stream="pair", options=relative)
+    write_run(tmp_path / "b", seed=1, stream="pair", options=replace(relative, datasets=absolute))
+    assert sorted(load_runs([tmp_path / "a", tmp_path / "b"]).timings["seed"]) == [0, 1]
+    other = replace(relative, datasets="cifar10=data/other,digits,./f")
+    c = write_run(tmp_path / "c", seed=2, stream="pair", options=other)
+    with pytest.raises(ValueError) as error:
+        load_runs([tmp_path / "a", c])
+    assert f"stream_options.datasets cifar10={tmp_path}/data/c10," in str(error.value)
+    assert f"vs cifar10={tmp_path}/data/other," in str(error.value)
 
 
 def test_runs_of_different_budgets_are_refused(tmp_path):

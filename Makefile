@@ -7,7 +7,8 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 TORCH_PINS := torch==2.14.1 torchvision==0.29.1
 # On the CPU, steps run ~1.5x faster on tcmalloc than on glibc's malloc (docs/performance.md):
-# preloaded for the demo and the speed table when Debian's libtcmalloc-minimal4 is installed.
+# preloaded for the demo, the tests and the speed table when Debian's libtcmalloc-minimal4 is
+# installed.
 TCMALLOC := $(shell ldconfig -p 2>/dev/null | awk '/libtcmalloc_minimal\.so\.4 /{print $$NF; exit}')
 PRELOAD := $(if $(TCMALLOC),LD_PRELOAD=$(TCMALLOC))
 
@@ -28,12 +29,12 @@ demo: $(STAMP)
 	$(PRELOAD) $(BIN)/clssl bench --stream digits-periods --strategy naive,lwf-ssl --epochs 20 --batch-size 128 --out runs
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(PRELOAD) $(BIN)/python -m pytest
 
 # The GPU machine's prepared scripts run end to end on the CPU (examples/gpu_check.sh
 # --quick, examples/study/gpu_tier.sh --quick): 3m22 idle, apart from `make test`; CI runs both.
 test-scripts: $(STAMP)
-	$(BIN)/python -m pytest -m scripts
+	$(PRELOAD) $(BIN)/python -m pytest -m scripts
 
 # Results that stay true: a fixed subset of the comparisons rerun and checked against
 # docs/results/targets.csv (TIER=ci: ~2-3 min, run by CI; TIER=full: ~9 min). Exit 1 names

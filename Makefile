@@ -32,7 +32,7 @@ test: $(STAMP)
 	$(PRELOAD) $(BIN)/python -m pytest
 
 # The GPU machine's prepared scripts run end to end on the CPU (examples/gpu_check.sh
-# --quick, examples/study/gpu_tier.sh --quick): 3m22 idle, apart from `make test`; CI runs both.
+# --quick, examples/study/gpu_tier.sh --quick): 3m25 idle, apart from `make test`; CI runs both.
 test-scripts: $(STAMP)
 	$(PRELOAD) $(BIN)/python -m pytest -m scripts
 

@@ -39,9 +39,10 @@ def accuracies(paths: list[Path]) -> pd.DataFrame:
     return frame.pivot_table(index="seed", columns="strategy", values="accuracy", aggfunc="first")
 
 
-def _ci(values: pd.Series) -> str:
+def _ci(values: pd.Series, sign: str = "+") -> str:
+    """The 95% t-interval of the mean, signed (differences) or not (``sign=""``)."""
     low, high = interval(values)
-    return f"[{low:+.3f}, {high:+.3f}]"
+    return f"[{low:{sign}.3f}, {high:{sign}.3f}]"
 
 
 def table(acc: pd.DataFrame) -> pd.DataFrame:
@@ -54,7 +55,7 @@ def table(acc: pd.DataFrame) -> pd.DataFrame:
             "seeds": " / ".join(str(s) for s in values.index),
             "accuracy per seed": " / ".join(f"{v:.3f}" for v in values),
             "mean ± std [95% CI]": f"{values.mean():.3f} ± {values.std(ddof=1):.3f} "
-            + _ci(values).replace("+", ""),
+            + _ci(values, sign=""),
             "− naive, paired [95% CI]": "",
             "gap closed (ratio of means)": "",
         }

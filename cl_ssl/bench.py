@@ -44,6 +44,8 @@ from __future__ import annotations
 
 import itertools
 import shutil
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -70,6 +72,7 @@ from cl_ssl.reporting.plots import write_plots
 from cl_ssl.reporting.summary import method_label
 from cl_ssl.results import BenchResult, StrategyFailure, StrategyResult
 from cl_ssl.run_config import bench_config_to_dict
+from cl_ssl.run_lock import holding
 from cl_ssl.strategy import check_options, parse_spec, run_name
 from cl_ssl.strategy_run import (  # noqa: F401  (build_model, make_optimizer: public API)
     StrategyFailed,
@@ -80,7 +83,7 @@ from cl_ssl.strategy_run import (  # noqa: F401  (build_model, make_optimizer: p
     purge_step,
     resolve_device,
 )
-from cl_ssl.streams import SSLStream
+from cl_ssl.streams import SSLStream, StreamOptions
 from cl_ssl.template import NonFiniteLoss
 
 __all__ = [
@@ -179,7 +182,18 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
         from cl_ssl.launch_ray import require_ray
 
         require_ray()
-    resume = resume or restarted(config)
+    with ExitStack() as lock:  # rank 0 holds the run directory's lock until the bench ends
+        return _run_bench(config, resume or restarted(config), runs, stream_factory, lock)
+
+
+def _run_bench(
+    config: BenchConfig,
+    resume: bool,
+    runs: list[tuple[str, ...]],
+    stream_factory: Callable[[StreamOptions], SSLStream],
+    lock: ExitStack,
+) -> BenchResult:
+    """:func:`run_bench` once its inputs are checked; ``lock`` takes the directory's lock."""
     if resume:
         directory = Path(config.out) / str(config.run_name)
         if not (directory / BENCH_FILE).is_file():
@@ -187,6 +201,8 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
                 f"{directory} has no {BENCH_FILE}: --resume needs a run directory written by "
                 "`clssl bench`"
             )
+        if distributed.is_main():  # refused up front while another bench writes it
+            lock.enter_context(holding(directory))
     elif config.run_name:
         check_run_directory(Path(config.out) / config.run_name, config.overwrite)
     # The stream refuses bad stream options (a missing data root, ...): before anything is
@@ -200,6 +216,7 @@ def run_bench(config: BenchConfig, resume: bool = False) -> BenchResult:
             directory = make_run_directory(
                 config.out, config.run_name, config.stream, config.overwrite
             )
+            lock.enter_context(holding(directory))
         # The name (a time stamp by default) is rank 0's; only rank 0 writes into it.
         directory = distributed.broadcast_object(None if not distributed.is_main() else directory)
         named = replace(config, out=directory.parent, run_name=directory.name)

@@ -10,7 +10,9 @@ Layout of ``<out>/<run>/``:
   (finished) or ``failure.json`` (stopped with an error, see :class:`StrategyFailure`),
 - ``<strategy>/<method>/seed<s>/``: the same, in a grid of several methods (one method keeps
   ``<strategy>/seed<s>/``),
-- ``summary.md``/``summary.csv``/``summary_stats.csv``, ``failures.json`` and ``plots/``.
+- ``summary.md``/``summary.csv``/``summary_stats.csv``, ``failures.json`` and ``plots/``,
+- ``.bench.lock``: held by the bench writing the directory (:mod:`cl_ssl.run_lock`), so a
+  second bench, ``--resume`` or ``--overwrite`` is refused while it runs.
 
 Every file is written to ``<name>.partial`` and renamed (:func:`cl_ssl.atomic.atomic_write`),
 so a reader (or a resumed run) never sees half a file and a failed write leaves the previous
@@ -38,6 +40,7 @@ from cl_ssl.evaluation.continual import tidy_figures, tidy_matrix
 from cl_ssl.reporting.summary import summary_stats
 from cl_ssl.reporting.tables import TIDY_COLUMNS
 from cl_ssl.results import BenchResult, StrategyFailure, StrategyResult
+from cl_ssl.run_lock import check_not_in_use
 
 BENCH_FILE = "bench.json"
 RESULTS_FILE = "results.json"
@@ -150,6 +153,7 @@ def make_run_directory(out: Path, run_name: str | None, stream: str, overwrite: 
         directory = out / run_name
         check_run_directory(directory, overwrite)
         if overwrite and directory.exists():
+            check_not_in_use(directory)  # never delete a run a live bench is writing
             shutil.rmtree(directory)  # replace, never mix old and new results
         directory.mkdir(parents=True, exist_ok=True)
         return directory

@@ -11,9 +11,7 @@
 #   bash examples/study/pair.sh report               # the tables, once every seed is done
 source "$(dirname "$0")/common.sh"
 METHODS=${METHODS:-simclr barlow}
-STREAM=(--stream pair --datasets "cifar10=$DATA/cifar10,fashion-mnist,digits" --image-size 16
-        --max-images 1500 --epochs 30 --batch-size 128 --lr 2e-3)
-SIMCLR=(--method simclr --method-opt simclr.temperature=0.2)
+STREAM=(--stream pair "${PAIR_DATA[@]}" --epochs 30 "${OPTIMISER[@]}")
 BARLOW=(--method barlow-twins)
 
 if [ "${1:-run}" = report ]; then  # what has run so far; stopped runs are listed apart

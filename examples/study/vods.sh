@@ -15,8 +15,7 @@ MANIFEST=${MANIFEST:-$OUT/vods-frames.csv}
 PERIODS=2020-01-01/2020-07-01,2020-07-01/2021-01-01,2021-01-01/2021-07-01,2021-07-01/2022-01-01
 STREAM=(--stream vods --stream-opt base=twitch-periods --stream-opt frames=8
         --manifest "$MANIFEST" --periods "$PERIODS" --image-size 16
-        --online --updates-per-batch 3 --epochs 1 --batch-size 128 --lr 2e-3
-        --method simclr --method-opt simclr.temperature=0.2)
+        --online --updates-per-batch 3 --epochs 1 "${OPTIMISER[@]}" "${SIMCLR[@]}")
 BUFFER=(--opt replay.mem-size=512)
 
 if [ "${1:-run}" = report ]; then

@@ -134,12 +134,18 @@ def write_failure(failure: StrategyFailure) -> None:
 
 
 def check_run_directory(directory: Path, overwrite: bool) -> None:
-    """Refuse a run directory that already holds results, unless ``overwrite``."""
+    """Refuse a run directory with results (unless ``overwrite``) or a live bench's.
+
+    A directory that another bench is writing (:mod:`cl_ssl.run_lock`) is refused even with
+    ``overwrite``, before anything is built.
+    """
     if directory.exists() and any(directory.rglob(METRICS_FILE)) and not overwrite:
         raise ValueError(
             f"{directory} already holds results: pass --resume {directory} to finish it, "
             "--overwrite to replace it, or --run NAME for a new run"
         )
+    if overwrite and directory.exists():
+        check_not_in_use(directory)  # never delete a run a live bench is writing
 
 
 def make_run_directory(out: Path, run_name: str | None, stream: str, overwrite: bool) -> Path:
@@ -153,7 +159,6 @@ def make_run_directory(out: Path, run_name: str | None, stream: str, overwrite: 
         directory = out / run_name
         check_run_directory(directory, overwrite)
         if overwrite and directory.exists():
-            check_not_in_use(directory)  # never delete a run a live bench is writing
             shutil.rmtree(directory)  # replace, never mix old and new results
         directory.mkdir(parents=True, exist_ok=True)
         return directory

@@ -35,10 +35,11 @@ from typing import Any
 from cl_ssl.atomic import write_bytes
 from cl_ssl.checkpoint import load_training_state
 from cl_ssl.config import BenchConfig, ContinueConfig, EvalConfig, TrainConfig
-from cl_ssl.outputs import METRICS_FILE
+from cl_ssl.outputs import BENCH_FILE, METRICS_FILE
 from cl_ssl.registry import streams
 from cl_ssl.results import StrategyResult
 from cl_ssl.run_config import recorded_evaluation, run_directory, stream_options_from_dict
+from cl_ssl.run_lock import holding
 from cl_ssl.strategy import parse_spec
 from cl_ssl.strategy_run import StrategyRun, purge_step
 from cl_ssl.streams import StreamOptions
@@ -70,6 +71,8 @@ def continue_training(config: ContinueConfig) -> StrategyResult:
     Raises:
         ValueError: No experience to train, an image size other than the checkpoint's, or
             a checkpoint for one of the experiences already exists in the output directory.
+        RunInUse: Another ``clssl continue`` or ``clssl bench`` is writing the directory
+            (:func:`writer_directory`).
         StrategyFailed: Training failed; the failure is on disk, earlier checkpoints stay.
     """
     state, info, run = load_training_state(config.checkpoint)
@@ -104,20 +107,35 @@ def continue_training(config: ContinueConfig) -> StrategyResult:
     bad = [k for k in todo if not 0 <= k < stream.num_experiences]
     if bad:
         raise ValueError(f"--experiences {bad} not in the stream's 0..{stream.num_experiences - 1}")
-    existing = [k for k in todo if (directory / "checkpoints" / f"exp{k}.pt").exists()]
-    if existing:
-        raise ValueError(
-            f"{directory} already has checkpoints/exp{existing[0]}.pt: pass --out NEW_DIR to "
-            "keep both histories"
-        )
-    grown = (bench.stream, bench.stream_options) != (run["stream"], checkpoint_options)
-    _keep_previous_config(directory, info.experience, grown)
-    (names,) = parse_spec(bench.strategies)
-    strategy_run = StrategyRun(stream, names, bench, directory, purge_step(state))
-    if grown:  # the checkpoint's rows were measured on another setup: measure them again
-        strategy_run.remeasure(_history(Path(config.checkpoint).parent, info.experience))
-    strategy_run.restore(state, info.experience, remeasured=grown)
-    return strategy_run.train([stream.benchmark.train_stream[k] for k in todo])
+    directory.mkdir(parents=True, exist_ok=True)
+    # One writer at a time: checked under the lock, so two continues of one deployment
+    # cannot both find exp<k+1>.pt missing and train it over each other.
+    with holding(writer_directory(directory)):
+        existing = [k for k in todo if (directory / "checkpoints" / f"exp{k}.pt").exists()]
+        if existing:
+            raise ValueError(
+                f"{directory} already has checkpoints/exp{existing[0]}.pt: pass --out NEW_DIR "
+                "to keep both histories"
+            )
+        grown = (bench.stream, bench.stream_options) != (run["stream"], checkpoint_options)
+        _keep_previous_config(directory, info.experience, grown)
+        (names,) = parse_spec(bench.strategies)
+        strategy_run = StrategyRun(stream, names, bench, directory, purge_step(state))
+        if grown:  # the checkpoint's rows were measured on another setup: measure them again
+            strategy_run.remeasure(_history(Path(config.checkpoint).parent, info.experience))
+        strategy_run.restore(state, info.experience, remeasured=grown)
+        return strategy_run.train([stream.benchmark.train_stream[k] for k in todo])
+
+
+def writer_directory(directory: Path) -> Path:
+    """The directory whose lock a continue writing ``directory`` holds.
+
+    The bench's run directory when ``directory`` is one of its ``<strategy>/seed<s>`` folders
+    (so a continue and a ``clssl bench --resume`` or ``--overwrite`` of that bench exclude
+    each other, as two benches do), else ``directory`` itself.
+    """
+    run = directory.parent.parent
+    return run if (run / BENCH_FILE).is_file() else directory
 
 
 def _history(checkpoints: Path, experience: int) -> Iterator[tuple[int, dict]]:

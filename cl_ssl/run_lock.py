@@ -1,9 +1,11 @@
-"""One bench process per run directory: ``<run>/.bench.lock``, held while a bench writes it.
+"""One writer per run directory: ``<run>/.bench.lock``, held while a bench or continue writes it.
 
 Two ``clssl bench`` processes in one run directory (a ``--resume`` started while the bench
-it would finish is still running, an ``--overwrite`` of a live run) would train the same
-runs twice over each other: each rewrites the other's checkpoints and ``metrics.csv``,
-TensorBoard shows every curve twice and the cost columns time two runs sharing the cores.
+it would finish is still running, an ``--overwrite`` of a live run), or two ``clssl
+continue`` of one deployed embedding, would train the same runs twice over each other: each
+rewrites the other's checkpoints and ``metrics.csv``, TensorBoard shows every curve twice
+and the cost columns time two runs sharing the cores. A continue holds the lock of the
+bench run it writes into (:func:`cl_ssl.periodic.writer_directory`), else of its own folder.
 The lock is an exclusive ``flock`` on ``.bench.lock``: the kernel releases it when its
 process ends, however it ends, so a bench killed with SIGKILL leaves nothing to clean up and
 ``--resume`` after it goes on as before. The file stays (it holds the last holder's pid,
@@ -35,7 +37,7 @@ def holding(directory: Path) -> Iterator[None]:
         except BlockingIOError:
             holder = os.pread(descriptor, 32, 0).decode(errors="replace").strip()
             raise RunInUse(
-                f"{directory} is being written by another clssl bench (process "
+                f"{directory} is being written by another clssl bench or continue (process "
                 f"{holder or 'unknown'}): wait for it to end, or stop it, then run again"
             ) from None
         os.ftruncate(descriptor, 0)

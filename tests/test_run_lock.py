@@ -1,8 +1,9 @@
-"""One writer per run directory: --resume or --overwrite of a live run is refused."""
+"""One writer per run directory: --resume, --overwrite or continue of a live run is refused."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,3 +65,24 @@ def test_resume_and_overwrite_of_a_run_being_written_exit_2_and_touch_nothing(tm
         assert "is being written by another clssl bench" in result.output
         assert len(result.output.strip().splitlines()) == 1
     assert (metrics.read_bytes(), metrics.stat().st_mtime_ns) == before
+
+
+def test_continue_of_a_run_being_written_exits_2_and_trains_nothing(tmp_path):
+    runner = CliRunner()
+    assert runner.invoke(app, [*TINY, "--out", str(tmp_path), "--run", "live"]).exit_code == 0
+    run = tmp_path / "live"
+    seed = run / "naive" / "seed0"
+    (seed / "checkpoints" / "exp1.pt").unlink()  # the next period is still to train
+    deployed = tmp_path / "deployed"  # a seed folder copied out of its bench: its own lock
+    shutil.copytree(seed, deployed)
+    for folder, holder in ((seed, run), (deployed, deployed)):
+        command = ["continue", "--from", str(folder / "checkpoints" / "exp0.pt"), "--no-progress"]
+        with holding(holder):  # as a bench --resume, or another continue, writing it would
+            refused = runner.invoke(app, command)
+        assert refused.exit_code == 2, refused.output
+        assert f"{holder} is being written by another clssl" in refused.output
+        assert len(refused.output.strip().splitlines()) == 1
+        assert not (folder / "checkpoints" / "exp1.pt").exists()
+        resumed = runner.invoke(app, command)  # the lock released, the same call trains
+        assert resumed.exit_code == 0, resumed.output
+        assert (folder / "checkpoints" / "exp1.pt").is_file()

@@ -23,6 +23,8 @@ OPTIMISER=(--batch-size 128 --lr 2e-3)
 SIMCLR=(--method simclr --method-opt simclr.temperature=0.2)
 PAIR_DATA=(--datasets "cifar10=$DATA/cifar10,fashion-mnist,digits" --image-size 16
            --max-images 1500)
+# The online streams' replay buffer (vods.sh, vods_shift.sh): 512 frames, half of every step.
+ONLINE_BUFFER=(--opt replay.mem-size=512)
 
 bench() {  # bench NAME ARGS...: start the bench NAME, or finish it if a call was cut short
   local name=$1; shift

@@ -16,7 +16,6 @@ PERIODS=2020-01-01/2020-07-01,2020-07-01/2021-01-01,2021-01-01/2021-07-01,2021-0
 STREAM=(--stream vods --stream-opt base=twitch-periods --stream-opt frames=8
         --manifest "$MANIFEST" --periods "$PERIODS" --image-size 16
         --online --updates-per-batch 3 --epochs 1 "${OPTIMISER[@]}" "${SIMCLR[@]}")
-BUFFER=(--opt replay.mem-size=512)
 
 if [ "${1:-run}" = report ]; then
   shopt -s nullglob
@@ -29,10 +28,10 @@ if [ ! -f "$MANIFEST" ]; then  # the drift manifest of stream (c), written once
     --carry-over 0.75 --frames-per-category 375 --seed 0
 fi
 for seed in $SEEDS; do
-  bench "vods-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy naive,replay "${BUFFER[@]}" \
+  bench "vods-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy naive,replay "${ONLINE_BUFFER[@]}" \
     --opt replay.buffer=minred
-  bench "vods-reservoir-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay "${BUFFER[@]}" \
+  bench "vods-reservoir-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay "${ONLINE_BUFFER[@]}" \
     --opt replay.buffer=reservoir
-  bench "vods-fifo-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay "${BUFFER[@]}" \
+  bench "vods-fifo-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay "${ONLINE_BUFFER[@]}" \
     --opt replay.buffer=fifo
 done

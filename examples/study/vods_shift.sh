@@ -6,37 +6,45 @@
 # "Finding the budget": the first budget where online training on correlated frames both
 # learns and forgets). Test splits: 2,000 of CIFAR-10's and of Fashion-MNIST's test images
 # each (stream (b) keeps 166, for narrower intervals here) and digits' held-out tenth (150).
-# naive, joint, replay with a MinRed buffer (512 frames, half of every step: equal compute)
-# and CaSSLe in one bench per seed; $ALSO adds a bench per seed for each further strategy
-# (LwF-SSL) and $BUFFERS a replay-only bench per other buffer (reservoir, fifo). Rerun it as it is to finish a cut run (examples/study/common.sh).
+# $MAIN (naive, joint, replay with a MinRed buffer of 512 frames, half of every step: equal
+# compute, and CaSSLe) in one bench per seed; $ALSO adds a bench per seed for each further
+# strategy (LwF-SSL relational, `lwfc` its contrastive mode, EWC, PFR, PNR) and $BUFFERS a
+# replay-only bench per other buffer (reservoir, fifo); an empty variable runs none. Rerun it
+# as it is to finish a cut run (examples/study/common.sh).
 #   bash examples/study/vods_shift.sh                  # seeds one after another
 #   for s in 0 1 2; do SEEDS=$s OMP_NUM_THREADS=1 bash examples/study/vods_shift.sh & done; wait
 #   bash examples/study/vods_shift.sh report          # the tables, once every seed is done
 source "$(dirname "$0")/common.sh"
-BUFFERS=${BUFFERS-reservoir fifo}  # BUFFERS="" runs none of them
-ALSO=${ALSO-lwf-ssl}  # strategies run as benches of their own per seed after the main bench
+MAIN=${MAIN-naive,joint,replay,cassle}
+ALSO=${ALSO-lwf-ssl lwfc ewc pfr pnr}  # strategies run as benches of their own per seed
+BUFFERS=${BUFFERS-reservoir fifo}
 STREAM=(--stream vods --stream-opt base=pair --stream-opt frames=8 "${PAIR_DATA[@]}"
         --max-test-images 2000 --online --updates-per-batch 8 --epochs 1 "${OPTIMISER[@]}"
         "${SIMCLR[@]}")
-BUFFER=(--opt replay.mem-size=512)
 
 if [ "${1:-run}" = report ]; then  # what has run so far; stopped runs are listed apart
   shopt -s nullglob
   report vshift-report "$OUT"/vshift-s*/ "$OUT"/vshift-*-s*/
   exit 0
 fi
-for seed in $SEEDS; do
-  bench "vshift-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy naive,joint,replay,cassle \
-    "${BUFFER[@]}" --opt replay.buffer=minred
-done
-for strategy in $ALSO; do
+if [ -n "$MAIN" ]; then
   for seed in $SEEDS; do
-    bench "vshift-$strategy-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy "$strategy"
+    bench "vshift-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy "$MAIN" \
+      "${ONLINE_BUFFER[@]}" --opt replay.buffer=minred
+  done
+fi
+for strategy in $ALSO; do
+  case $strategy in
+    lwfc) args=(--strategy lwf-ssl --opt lwf-ssl.mode=contrastive) ;;
+    *) args=(--strategy "$strategy") ;;
+  esac
+  for seed in $SEEDS; do
+    bench "vshift-$strategy-s$seed" "${STREAM[@]}" --seeds "$seed" "${args[@]}"
   done
 done
 for buffer in $BUFFERS; do
   for seed in $SEEDS; do
     bench "vshift-$buffer-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay \
-      "${BUFFER[@]}" --opt replay.buffer="$buffer"
+      "${ONLINE_BUFFER[@]}" --opt replay.buffer="$buffer"
   done
 done

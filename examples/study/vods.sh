@@ -28,10 +28,10 @@ if [ ! -f "$MANIFEST" ]; then  # the drift manifest of stream (c), written once
     --carry-over 0.75 --frames-per-category 375 --seed 0
 fi
 for seed in $SEEDS; do
-  bench "vods-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy naive,replay "${ONLINE_BUFFER[@]}" \
-    --opt replay.buffer=minred
-  bench "vods-reservoir-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay "${ONLINE_BUFFER[@]}" \
-    --opt replay.buffer=reservoir
-  bench "vods-fifo-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay "${ONLINE_BUFFER[@]}" \
-    --opt replay.buffer=fifo
+  bench "vods-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy naive,replay \
+    "${ONLINE_BUFFER[@]}" --opt replay.buffer=minred
+  bench "vods-reservoir-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay \
+    "${ONLINE_BUFFER[@]}" --opt replay.buffer=reservoir
+  bench "vods-fifo-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay \
+    "${ONLINE_BUFFER[@]}" --opt replay.buffer=fifo
 done

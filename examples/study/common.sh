@@ -26,6 +26,13 @@ PAIR_DATA=(--datasets "cifar10=$DATA/cifar10,fashion-mnist,digits" --image-size 
 # The online streams' replay buffer (vods.sh, vods_shift.sh): 512 frames, half of every step.
 ONLINE_BUFFER=(--opt replay.mem-size=512)
 
+strategy_args() {  # strategy_args NAME: sets args to the bench flags that run strategy NAME
+  case $1 in  # `lwfc`: LwF-SSL's contrastive mode, a bench of its own beside the relational
+    lwfc) args=(--strategy lwf-ssl --opt lwf-ssl.mode=contrastive) ;;
+    *) args=(--strategy "$1") ;;
+  esac
+}
+
 bench() {  # bench NAME ARGS...: start the bench NAME, or finish it if a call was cut short
   local name=$1; shift
   mkdir -p "$OUT"

@@ -25,8 +25,8 @@ for seed in $SEEDS; do
   if [[ " $METHODS " == *" simclr "* ]]; then
     bench "pair-simclr-s$seed" "${STREAM[@]}" "${SIMCLR[@]}" --seeds "$seed" \
       --strategy "$SIMCLR_STRATEGIES" "${SIMCLR_OPTS[@]}"
-    bench "pair-simclr-lwfc-s$seed" "${STREAM[@]}" "${SIMCLR[@]}" --seeds "$seed" \
-      --strategy lwf-ssl --opt lwf-ssl.mode=contrastive
+    strategy_args lwfc
+    bench "pair-simclr-lwfc-s$seed" "${STREAM[@]}" "${SIMCLR[@]}" --seeds "$seed" "${args[@]}"
   fi
   if [[ " $METHODS " == *" barlow "* ]]; then
     bench "pair-barlow-s$seed" "${STREAM[@]}" "${BARLOW[@]}" --seeds "$seed" \

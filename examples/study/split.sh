@@ -29,11 +29,8 @@ if [ "${1:-run}" = report ]; then  # what has run so far; stopped runs are liste
   exit 0
 fi
 for strategy in $STRATEGIES; do
-  case $strategy in
-    lwfc) args=(--strategy lwf-ssl --opt lwf-ssl.mode=contrastive) ;;
-    replay) args=(--strategy replay "${SIMCLR_OPTS[@]}") ;;  # a tenth of the 4,900 images
-    *) args=(--strategy "$strategy") ;;
-  esac
+  strategy_args "$strategy"
+  if [ "$strategy" = replay ]; then args+=("${SIMCLR_OPTS[@]}"); fi  # a tenth of 4,900 images
   for seed in $SEEDS; do
     bench "split-$METHOD-$strategy-s$seed" "${STREAM[@]}" --seeds "$seed" "${args[@]}"
   done

@@ -34,10 +34,7 @@ if [ -n "$MAIN" ]; then
   done
 fi
 for strategy in $ALSO; do
-  case $strategy in
-    lwfc) args=(--strategy lwf-ssl --opt lwf-ssl.mode=contrastive) ;;
-    *) args=(--strategy "$strategy") ;;
-  esac
+  strategy_args "$strategy"
   for seed in $SEEDS; do
     bench "vshift-$strategy-s$seed" "${STREAM[@]}" --seeds "$seed" "${args[@]}"
   done

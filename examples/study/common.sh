@@ -23,6 +23,11 @@ OPTIMISER=(--batch-size 128 --lr 2e-3)
 SIMCLR=(--method simclr --method-opt simclr.temperature=0.2)
 PAIR_DATA=(--datasets "cifar10=$DATA/cifar10,fashion-mnist,digits" --image-size 16
            --max-images 1500)
+# Stream (c)'s data, which periods.sh trains on for epochs and vods.sh online as VODs: a
+# `clssl drift` manifest of CIFAR-10's training images, 4 periods of 4 categories, 3 of them
+# carried over to the next (75%), written once under $OUT.
+MANIFEST=${MANIFEST:-$OUT/drift-frames.csv}
+PERIODS=2020-01-01/2020-07-01,2020-07-01/2021-01-01,2021-01-01/2021-07-01,2021-07-01/2022-01-01
 # The online streams' replay buffer (vods.sh, vods_shift.sh): 512 frames, half of every step.
 ONLINE_BUFFER=(--opt replay.mem-size=512)
 
@@ -31,6 +36,24 @@ strategy_args() {  # strategy_args NAME: sets args to the bench flags that run s
     lwfc) args=(--strategy lwf-ssl --opt lwf-ssl.mode=contrastive) ;;
     *) args=(--strategy "$1") ;;
   esac
+}
+
+drift_manifest() {  # write stream (c)'s manifest to $MANIFEST unless it is there
+  [ -f "$MANIFEST" ] && return
+  mkdir -p "$(dirname "$MANIFEST")"
+  "$CLSSL" drift "$DATA/cifar10/train" --out "$MANIFEST" --periods 4 --categories-per-period 4 \
+    --carry-over 0.75 --frames-per-category 375 --seed 0
+}
+
+strategy_benches() {  # strategy_benches PREFIX ARGS...: bench PREFIX-<strategy>-s<seed> for
+  local prefix=$1 strategy seed; shift  # each of $STRATEGIES (SimCLR's and `lwfc`) and $SEEDS
+  for strategy in ${STRATEGIES-${SIMCLR_STRATEGIES//,/ } lwfc}; do
+    strategy_args "$strategy"
+    if [ "$strategy" = replay ]; then args+=("${SIMCLR_OPTS[@]}"); fi
+    for seed in $SEEDS; do
+      bench "$prefix-$strategy-s$seed" "$@" --seeds "$seed" "${args[@]}"
+    done
+  done
 }
 
 bench() {  # bench NAME ARGS...: start the bench NAME, or finish it if a call was cut short

@@ -13,7 +13,6 @@
 #   STRATEGIES="naive cassle" OMP_NUM_THREADS=1 bash examples/study/split.sh &   # a lane
 #   bash examples/study/split.sh report               # the table, once the benches are done
 source "$(dirname "$0")/common.sh"
-STRATEGIES=${STRATEGIES-naive joint cassle pnr lwf-ssl replay lwfc ewc pfr}
 METHOD=${METHOD:-simclr}
 case $METHOD in
   simclr) METHOD_ARGS=("${SIMCLR[@]}") ;;
@@ -28,10 +27,4 @@ if [ "${1:-run}" = report ]; then  # what has run so far; stopped runs are liste
   report "split-$METHOD-report" "$OUT"/split-"$METHOD"-*-s*/
   exit 0
 fi
-for strategy in $STRATEGIES; do
-  strategy_args "$strategy"
-  if [ "$strategy" = replay ]; then args+=("${SIMCLR_OPTS[@]}"); fi  # a tenth of 4,900 images
-  for seed in $SEEDS; do
-    bench "split-$METHOD-$strategy-s$seed" "${STREAM[@]}" --seeds "$seed" "${args[@]}"
-  done
-done
+strategy_benches "split-$METHOD" "${STREAM[@]}"

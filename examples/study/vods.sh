@@ -11,8 +11,6 @@
 #   for s in 0 1 2; do SEEDS=$s OMP_NUM_THREADS=1 bash examples/study/vods.sh & done; wait
 #   bash examples/study/vods.sh report                # the tables, once every seed is done
 source "$(dirname "$0")/common.sh"
-MANIFEST=${MANIFEST:-$OUT/vods-frames.csv}
-PERIODS=2020-01-01/2020-07-01,2020-07-01/2021-01-01,2021-01-01/2021-07-01,2021-07-01/2022-01-01
 STREAM=(--stream vods --stream-opt base=twitch-periods --stream-opt frames=8
         --manifest "$MANIFEST" --periods "$PERIODS" --image-size 16
         --online --updates-per-batch 3 --epochs 1 "${OPTIMISER[@]}" "${SIMCLR[@]}")
@@ -22,11 +20,7 @@ if [ "${1:-run}" = report ]; then
   report vods-report "$OUT"/vods-s*/ "$OUT"/vods-reservoir-s*/ "$OUT"/vods-fifo-s*/
   exit 0
 fi
-if [ ! -f "$MANIFEST" ]; then  # the drift manifest of stream (c), written once
-  mkdir -p "$(dirname "$MANIFEST")"
-  "$CLSSL" drift "$DATA/cifar10/train" --out "$MANIFEST" --periods 4 --categories-per-period 4 \
-    --carry-over 0.75 --frames-per-category 375 --seed 0
-fi
+drift_manifest
 for seed in $SEEDS; do
   bench "vods-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy naive,replay \
     "${ONLINE_BUFFER[@]}" --opt replay.buffer=minred

@@ -22,12 +22,17 @@ SOURCES_COMMON = 'source "$(dirname "$0")/common.sh"'
 BENCH_SCRIPTS = sorted(p.name for p in STUDY.glob("*.sh") if SOURCES_COMMON in p.read_text())
 
 
-def dry_run(script: str, out: Path, *args: str, **env: str) -> dict[str, list[str]]:
-    """Run ``script`` with ``clssl`` replaced by ``echo``: {bench name: its clssl arguments}."""
+def echo_run(script: str, out: Path, *args: str, **env: str) -> str:
+    """Run ``script`` with ``clssl`` replaced by ``echo`` and ``$OUT`` = ``out``: its stdout."""
     environment = {**os.environ, "CLSSL": "echo", "OUT": str(out), **env}
-    subprocess.run(
-        ["bash", str(STUDY / script), *args], env=environment, check=True, capture_output=True
-    )
+    command = ["bash", str(STUDY / script), *args]
+    done = subprocess.run(command, env=environment, check=True, capture_output=True, text=True)
+    return done.stdout
+
+
+def dry_run(script: str, out: Path, *args: str, **env: str) -> dict[str, list[str]]:
+    """The benches ``script`` starts: {bench name: its clssl arguments} (from their logs)."""
+    echo_run(script, out, *args, **env)
     return {log.stem: shlex.split(log.read_text()) for log in sorted(out.glob("*.log"))}
 
 
@@ -76,12 +81,7 @@ def test_lanes_share_the_strategies_out(tmp_path):
 def test_stream_c_keeps_probe_ph_s_budget(tmp_path):
     """periods.sh trains at pH's budget on the drift manifest that it writes first."""
     out = tmp_path / "out"
-    environment = {**os.environ, "CLSSL": "echo", "OUT": str(out), "STRATEGIES": "naive",
-                   "SEEDS": "0"}  # fmt: skip
-    printed = subprocess.run(
-        ["bash", str(STUDY / "periods.sh")], env=environment, check=True, capture_output=True,
-        text=True,
-    ).stdout  # fmt: skip
+    printed = echo_run("periods.sh", out, STRATEGIES="naive", SEEDS="0")
     drift = shlex.split(printed.splitlines()[0])
     manifest = str(out / "drift-frames.csv")
     assert drift[:2] == ["drift", "../shared/data/cifar10/train"]

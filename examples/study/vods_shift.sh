@@ -33,12 +33,7 @@ if [ -n "$MAIN" ]; then
       "${ONLINE_BUFFER[@]}" --opt replay.buffer=minred
   done
 fi
-for strategy in $ALSO; do
-  strategy_args "$strategy"
-  for seed in $SEEDS; do
-    bench "vshift-$strategy-s$seed" "${STREAM[@]}" --seeds "$seed" "${args[@]}"
-  done
-done
+STRATEGIES=$ALSO strategy_benches vshift "${STREAM[@]}"
 for buffer in $BUFFERS; do
   for seed in $SEEDS; do
     bench "vshift-$buffer-s$seed" "${STREAM[@]}" --seeds "$seed" --strategy replay \

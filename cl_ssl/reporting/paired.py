@@ -46,6 +46,24 @@ CAPTION = (
 )
 
 
+def paired_difference(table: pd.DataFrame, strategy: str, lower: str) -> pd.Series:
+    """d_s = F_s(strategy) - F_s(lower) of a (seed x strategy) table, seeds where both ran."""
+    both = table[[strategy, lower]].dropna()
+    return both[strategy] - both[lower]
+
+
+def gap_closed(table: pd.DataFrame, strategy: str, lower: str, upper: str) -> tuple[int, float]:
+    """The share of the lower -> upper gap ``strategy`` closes, as a ratio of means.
+
+    Returns (seeds, mean_s d_s / mean_s (F_s(upper) - F_s(lower))) over the seeds where all
+    three ran; the share is NaN where that mean gap is not above 0.
+    """
+    three = table[list(dict.fromkeys([strategy, lower, upper]))].dropna()
+    spread = (three[upper] - three[lower]).mean()
+    share = (three[strategy] - three[lower]).mean() / spread if spread > 0 else np.nan
+    return len(three), share
+
+
 def _reference(strategy: str, lower: str) -> str:
     """The run a strategy is paired with: ``naive``, or ``naive [method]`` in a grid."""
     found = METHOD_LABEL.match(strategy)
@@ -81,8 +99,7 @@ def paired_figures(found: pd.DataFrame) -> pd.DataFrame:
             lower = _reference(strategy, gap.LOWER)
             if strategy == lower or lower not in table:
                 continue
-            both = table[[strategy, lower]].dropna()
-            difference = both[strategy] - both[lower]
+            difference = paired_difference(table, strategy, lower)
             low, high = interval(difference)
             rows.append(
                 {
@@ -96,14 +113,12 @@ def paired_figures(found: pd.DataFrame) -> pd.DataFrame:
             )
             upper = _reference(strategy, gap.UPPER)
             if position == 0 and upper in table:
-                three = table[list(dict.fromkeys([strategy, lower, upper]))].dropna()
-                spread = (three[upper] - three[lower]).mean()
-                share = (three[strategy] - three[lower]).mean() / spread if spread > 0 else np.nan
+                seeds, share = gap_closed(table, strategy, lower, upper)
                 rows.append(
                     {
                         "strategy": strategy,
                         "column": GAP_TITLE,
-                        "n": len(three),
+                        "n": seeds,
                         "mean": share,
                         "ci95_low": np.nan,
                         "ci95_high": np.nan,

@@ -8,8 +8,8 @@ seed's naive encoder
     d_s = A_s(strategy) - A_s(naive)     mean_s d_s with its 95% t-interval,
     gap closed = mean_s d_s / mean_s (A_s(joint) - A_s(naive))   (ratio of means),
 
-over the seeds where naive (and, for the gap, joint) have a file too, as `clssl report`'s
-paired table does (cl_ssl/reporting/paired.py).
+over the seeds where naive (and, for the gap, joint) have a file too, with `clssl report`'s
+paired arithmetic (cl_ssl/reporting/paired.py).
 
     python examples/study/downstream.py runs/study/finetune/*.csv
 """
@@ -18,8 +18,10 @@ import re
 import sys
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 
+from cl_ssl.reporting.paired import gap_closed, paired_difference
 from cl_ssl.reporting.summary import interval
 
 NAME = re.compile(r"^(?P<strategy>.+)-s(?P<seed>\d+)$")
@@ -60,14 +62,12 @@ def table(acc: pd.DataFrame) -> pd.DataFrame:
             "gap closed (ratio of means)": "",
         }
         if LOWER in acc and strategy != LOWER:
-            both = acc[[strategy, LOWER]].dropna()
-            diff = both[strategy] - both[LOWER]
+            diff = paired_difference(acc, strategy, LOWER)
             row["− naive, paired [95% CI]"] = f"{diff.mean():+.3f} {_ci(diff)}"
             if UPPER in acc:
-                all3 = acc[list(dict.fromkeys([strategy, LOWER, UPPER]))].dropna()
-                gap = (all3[UPPER] - all3[LOWER]).mean()
-                closed = (all3[strategy] - all3[LOWER]).mean() / gap
-                row["gap closed (ratio of means)"] = f"{closed:.2f}" if gap > 0 else "no gap"
+                closed = gap_closed(acc, strategy, LOWER, UPPER)[1]
+                share = "no gap" if np.isnan(closed) else f"{closed:.2f}"
+                row["gap closed (ratio of means)"] = share
         elif strategy == LOWER:
             row["− naive, paired [95% CI]"] = row["gap closed (ratio of means)"] = "0"
         row["_mean"] = values.mean()

@@ -92,13 +92,36 @@ def test_stream_c_keeps_probe_ph_s_budget(tmp_path):
     assert flag(bench, "--test-fraction") == ["0.28"] and not flag(bench, "--val-fraction")
 
 
-def test_a_started_bench_resumes_instead_of_training_again(tmp_path):
+def test_a_started_bench_resumes_with_the_flags_it_would_start_with(tmp_path):
+    """A rerun resumes a started bench instead of training it again, and passes the flags
+    of a fresh start, so that clssl refuses it if a setting changed since (never mixes)."""
+    fresh = dry_run("periods.sh", tmp_path, STRATEGIES="naive", SEEDS="0")["periods-naive-s0"]
     started = tmp_path / "periods-naive-s0"
     started.mkdir()
     (started / "bench.json").write_text("{}")
     benches = dry_run("periods.sh", tmp_path, STRATEGIES="naive", SEEDS="0 1")
-    assert benches["periods-naive-s0"][:3] == ["bench", "--resume", str(started)]
+    resumed = benches["periods-naive-s0"]
+    assert resumed[:3] == ["bench", "--resume", str(started)]
+    assert resumed[3:] == fresh[1:]
     assert flag(benches["periods-naive-s1"], "--run") == ["periods-naive-s1"]
+
+
+def test_a_failed_bench_stops_the_study_and_shows_why(tmp_path):
+    """A bench that fails (a refused resume, a crash) stops the script with its last lines on
+    stderr; the log holds the rest and no later bench starts."""
+    clssl = tmp_path / "clssl"
+    clssl.write_text('#!/bin/sh\necho training\necho "error: --lr gives train.lr=0.001"\nexit 2\n')
+    clssl.chmod(0o755)
+    environment = {**os.environ, "CLSSL": str(clssl), "OUT": str(tmp_path / "out"),
+                   "STRATEGIES": "naive joint", "SEEDS": "0"}  # fmt: skip
+    done = subprocess.run(
+        ["bash", str(STUDY / "split.sh")], env=environment, capture_output=True, text=True
+    )
+    assert done.returncode != 0
+    assert "split-simclr-naive-s0 failed" in done.stderr
+    assert done.stderr.rstrip().endswith("error: --lr gives train.lr=0.001")
+    assert "training" in (tmp_path / "out" / "split-simclr-naive-s0.log").read_text()
+    assert not (tmp_path / "out" / "split-simclr-joint-s0.log").exists()
 
 
 @pytest.mark.parametrize("script", BENCH_SCRIPTS)

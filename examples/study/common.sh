@@ -58,11 +58,15 @@ strategy_benches() {  # strategy_benches PREFIX ARGS...: bench PREFIX-<strategy>
 
 bench() {  # bench NAME ARGS...: start the bench NAME, or finish it if a call was cut short
   local name=$1; shift
+  local flags=("$@" "${EVAL[@]}" --out "$OUT" --run "$name")
   mkdir -p "$OUT"
-  if [ -f "$OUT/$name/bench.json" ]; then
-    "$CLSSL" bench --resume "$OUT/$name" --no-progress > "$OUT/$name.log" 2>&1
-  else
-    "$CLSSL" bench "$@" "${EVAL[@]}" --out "$OUT" --run "$name" > "$OUT/$name.log" 2>&1
+  # A started bench resumes with the flags it would start with: clssl refuses one that
+  # disagrees with the run's bench.json (a setting changed since), never mixes the two.
+  if [ -f "$OUT/$name/bench.json" ]; then flags=(--resume "$OUT/$name" "${flags[@]}"); fi
+  if ! "$CLSSL" bench "${flags[@]}" > "$OUT/$name.log" 2>&1; then
+    echo "$name failed ($OUT/$name.log):" >&2
+    tail -n 3 "$OUT/$name.log" >&2
+    return 1
   fi
   echo "finished $name"
 }

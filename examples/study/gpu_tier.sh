@@ -73,8 +73,7 @@ tier() {
     launch=(--launcher local --jobs $(( $(tr , '\n' <<< "$strategies" | wc -l)
                                          * $(tr , '\n' <<< "$SEEDS" | wc -l) )))
   fi
-  step "$name" bash -c 'source "$REPO/examples/study/common.sh"; set +e; OUT=$STUDY
-    (set -e; bench "$@"); code=$?; [ $code = 0 ] || tail -n 3 "$STUDY/$1.log"; exit $code' \
+  step "$name" bash -c 'source "$REPO/examples/study/common.sh"; OUT=$STUDY bench "$@"' \
     _ "$name" --strategy "$strategies" "${launch[@]}" "$@"
 }
 S=s${SEEDS//,/-}

@@ -42,14 +42,15 @@ def flag(arguments: list[str], name: str) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    ("script", "prefix", "env"),
+    ("script", "prefix", "env", "lr"),
     [
-        ("split.sh", "split-simclr", {}),
-        ("split.sh", "split-barlow-twins", {"METHOD": "barlow-twins"}),
-        ("periods.sh", "periods", {}),
+        ("split.sh", "split-simclr", {}, "2e-3"),
+        # Barlow Twins' rate on stream (a), chosen on validation (docs/results.md, probe pBa).
+        ("split.sh", "split-barlow-twins", {"METHOD": "barlow-twins"}, "1e-3"),
+        ("periods.sh", "periods", {}, "2e-3"),
     ],
 )
-def test_a_per_strategy_study_runs_every_strategy_and_seed_once(tmp_path, script, prefix, env):
+def test_a_per_strategy_study_runs_every_strategy_and_seed_once(tmp_path, script, prefix, env, lr):
     benches = dry_run(script, tmp_path, **env)
     expected = {f"{prefix}-{s}-s{seed}" for s in EVERY_STRATEGY for seed in SEEDS}
     assert set(benches) == expected
@@ -57,6 +58,7 @@ def test_a_per_strategy_study_runs_every_strategy_and_seed_once(tmp_path, script
         strategy, seed = re.fullmatch(rf"{prefix}-(.+)-s(\d)", name).groups()
         assert arguments[0] == "bench" and flag(arguments, "--run") == [name]
         assert flag(arguments, "--seeds") == [seed]
+        assert flag(arguments, "--lr") == [lr] and flag(arguments, "--batch-size") == ["128"]
         assert flag(arguments, "--out") == [str(tmp_path)]
         # The evaluation every study bench shares, so that its tables can be merged.
         assert flag(arguments, "--eval-protocols") == ["all"]

@@ -19,7 +19,8 @@ BARLOW_STRATEGIES=naive,joint,lwf-ssl,cassle,pnr
 # Settings every CPU-tier stream shares (chosen on validation splits, docs/results.md): the
 # optimiser, SimCLR's temperature, and stream (b)'s data, which pair.sh trains on for epochs
 # and vods_shift.sh online as VODs.
-OPTIMISER=(--batch-size 128 --lr 2e-3)
+BATCH=(--batch-size 128)
+OPTIMISER=("${BATCH[@]}" --lr 2e-3)
 SIMCLR=(--method simclr --method-opt simclr.temperature=0.2)
 PAIR_DATA=(--datasets "cifar10=$DATA/cifar10,fashion-mnist,digits" --image-size 16
            --max-images 1500)

@@ -5,10 +5,10 @@
 # epochs, batch 128, Adam 2e-3 (Barlow Twins: 1e-3), SimCLR T = 0.2, small ResNet. pF
 # learns (+0.119 linear over the untrained model) but naive does not forget there (backward
 # transfer), so this study asks what each strategy costs where nothing is forgotten, and
-# how much of the naive -> joint gap it closes. Test splits: all 2,000 test images of each task. One bench per
-# strategy and seed, so that lanes can share the strategies out ($STRATEGIES, `lwfc` =
-# LwF-SSL's contrastive mode; $METHOD simclr or barlow-twins). Rerun it as it is to finish a
-# cut run (examples/study/common.sh).
+# how much of the naive -> joint gap it closes. Test splits: all 2,000 test images of each
+# task. One bench per strategy and seed, so that lanes can share the strategies out
+# ($STRATEGIES, `lwfc` = LwF-SSL's contrastive mode; $METHOD simclr or barlow-twins). Rerun
+# it as it is to finish a cut run (examples/study/common.sh).
 #   bash examples/study/split.sh                       # every strategy, seeds one by one
 #   STRATEGIES="naive cassle" OMP_NUM_THREADS=1 bash examples/study/split.sh &   # a lane
 #   bash examples/study/split.sh report               # the table, once the benches are done
